@@ -1,0 +1,251 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what deleting an OptimizationOperation does to the remote operation.
+// +kubebuilder:validation:Enum=Orphan;Cancel
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyOrphan stops tracking only; the remote operation keeps running.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+	// DeletionPolicyCancel sends one best-effort cancel for a still-running operation before the
+	// resource goes away. Deletion never waits for the remote operation to finish.
+	DeletionPolicyCancel DeletionPolicy = "Cancel"
+)
+
+// OptimizationOperationSpec names a remote google.longrunning.Operation and what to do with it.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",message="spec.cancel is a one-way latch: once true it cannot be set back to false or removed. To run the work again, create a new OptimizationOperation for a new remote operation"
+type OptimizationOperationSpec struct {
+	// operationName is the full resource name of the remote long-running operation, as returned by
+	// batchOptimizeTours or optimizeToursLongRunning: projects/{project}/locations/{location}/operations/{id}
+	// (or operations/{id}). It cannot be changed; create a new resource to track another operation.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^(projects/[A-Za-z0-9][A-Za-z0-9_.~-]*/locations/[A-Za-z0-9][A-Za-z0-9_.~-]*/operations/[A-Za-z0-9][A-Za-z0-9_.~-]*|operations/[A-Za-z0-9][A-Za-z0-9_.~-]*(/[A-Za-z0-9][A-Za-z0-9_.~-]*)*)$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="operationName is immutable: create a new OptimizationOperation to track another operation"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('..')",message="operationName must not contain '..'"
+	OperationName string `json:"operationName"`
+
+	// cancel requests a best-effort cancellation of the remote operation. It is a one-way latch:
+	// once true it cannot be set back to false or removed. The outcome is reported in status.cancel
+	// and in the Succeeded condition (Cancelling, Cancelled, CancelUnsupported, CompletedDespiteCancel).
+	// +optional
+	// +kubebuilder:default=false
+	Cancel bool `json:"cancel,omitempty"`
+
+	// deletionPolicy says what deleting this resource does to a still-running remote operation:
+	// Orphan (default) stops tracking only; Cancel sends a cancel first (best effort, never blocks
+	// deletion for longer than the operator's --deletion-cancel-timeout).
+	// +optional
+	// +kubebuilder:default=Orphan
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// credentialsSecretRef names a key of a Secret in this resource's namespace that holds a Google
+	// service-account JSON key. When absent the operator's own Application Default Credentials
+	// are used (Workload Identity on GKE).
+	// +optional
+	CredentialsSecretRef *SecretKeySelector `json:"credentialsSecretRef,omitempty"`
+
+	// pollInterval caps the time between two polls of this operation. The operator never polls
+	// more often than its --min-poll-interval, whatever this says.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
+}
+
+// SecretKeySelector selects a key of a Secret in the same namespace.
+type SecretKeySelector struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key in the Secret's data that holds the service-account JSON key.
+	// +optional
+	// +kubebuilder:default=key.json
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// OperationError is the google.rpc.Status of an operation that finished with an error.
+type OperationError struct {
+	// code is the numeric google.rpc.Code (1 CANCELLED, 3 INVALID_ARGUMENT, 5 NOT_FOUND ...),
+	// never an HTTP status.
+	Code int32 `json:"code"`
+	// status is the name of the code, such as CANCELLED.
+	// +optional
+	Status string `json:"status,omitempty"`
+	// message is the error message from the server.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+}
+
+// OperationResult is a small summary of a successful operation's response. The full response is
+// never copied: it can be megabytes, and Kubernetes objects are capped near 1.5 MiB.
+type OperationResult struct {
+	// type is the @type URL of the response, such as
+	// type.googleapis.com/google.maps.routeoptimization.v1.OptimizeToursResponse.
+	Type string `json:"type"`
+	// routes is the number of routes in an OptimizeToursResponse.
+	// +optional
+	Routes *int32 `json:"routes,omitempty"`
+	// skippedShipments is the number of skipped shipments in an OptimizeToursResponse.
+	// +optional
+	SkippedShipments *int32 `json:"skippedShipments,omitempty"`
+	// totalCost is metrics.totalCost of an OptimizeToursResponse, as a decimal string.
+	// +optional
+	TotalCost string `json:"totalCost,omitempty"`
+	// outputURI is where an OptimizeToursUri solve wrote its result.
+	// +optional
+	OutputURI string `json:"outputURI,omitempty"`
+}
+
+// CancelOutcome is what the server answered to the cancel request.
+// +kubebuilder:validation:Enum=Accepted;Unsupported;NotFound;AlreadyDone
+type CancelOutcome string
+
+const (
+	// CancelAccepted: the server accepted the cancel. Acceptance is not cancellation: the
+	// Succeeded condition says whether the operation ended Cancelled or completed anyway.
+	CancelAccepted CancelOutcome = "Accepted"
+	// CancelUnsupported: the server answered UNIMPLEMENTED.
+	CancelUnsupported CancelOutcome = "Unsupported"
+	// CancelNotFound: the server answered NOT_FOUND to the cancel while the operation could
+	// still be read; the operator keeps tracking it.
+	CancelNotFound CancelOutcome = "NotFound"
+	// CancelAlreadyDone: the operation had finished before a cancel was sent; nothing was sent.
+	CancelAlreadyDone CancelOutcome = "AlreadyDone"
+)
+
+// CancelStatus records a cancel request. A cancel is sent until an outcome is recorded, so the
+// request survives operator restarts.
+type CancelStatus struct {
+	// requestedAt is when the operator first acted on spec.cancel.
+	// +optional
+	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
+	// outcome is the server's answer to the cancel; empty until one was received.
+	// +optional
+	Outcome CancelOutcome `json:"outcome,omitempty"`
+	// message explains the outcome.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+}
+
+// Condition types.
+const (
+	// ConditionSucceeded is True when the operation finished with a response, False when it
+	// finished with an error (or cannot be found), Unknown while it runs.
+	ConditionSucceeded = "Succeeded"
+	// ConditionReady is True when the resource reached the state its spec asked for: a response,
+	// or a cancellation that was requested here.
+	ConditionReady = "Ready"
+	// ConditionStalled is present, and True, only when the operator cannot make progress without
+	// a change from a person: failed or externally cancelled operations, missing operations, and
+	// credential problems.
+	ConditionStalled = "Stalled"
+)
+
+// Condition reasons. The Succeeded condition's reason is the State printer column.
+const (
+	ReasonRunning                = "Running"
+	ReasonCancelling             = "Cancelling"
+	ReasonCancelUnsupported      = "CancelUnsupported"
+	ReasonSucceeded              = "Succeeded"
+	ReasonCompletedDespiteCancel = "CompletedDespiteCancel"
+	ReasonCancelled              = "Cancelled"
+	ReasonFailed                 = "Failed"
+	ReasonNotFound               = "NotFound"
+	ReasonAuthFailed             = "AuthFailed"
+	ReasonRequestRejected        = "RequestRejected"
+	ReasonRemoteUnavailable      = "RemoteUnavailable"
+	ReasonPending                = "Pending"
+)
+
+// OptimizationOperationStatus is what the operator last observed of the remote operation.
+type OptimizationOperationStatus struct {
+	// observedGeneration is the metadata.generation this status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// done is true once the remote operation reported done. A finished operation is never
+	// polled again and its terminal status never changes.
+	// +optional
+	Done bool `json:"done,omitempty"`
+
+	// error is the operation's google.rpc.Status when it finished with an error.
+	// +optional
+	Error *OperationError `json:"error,omitempty"`
+
+	// result summarises the operation's response when it finished successfully.
+	// +optional
+	Result *OperationResult `json:"result,omitempty"`
+
+	// metadataType is the @type URL of the operation's metadata.
+	// +optional
+	MetadataType string `json:"metadataType,omitempty"`
+
+	// cancel records the cancel request and the server's answer.
+	// +optional
+	Cancel *CancelStatus `json:"cancel,omitempty"`
+
+	// startTime is when the operator first observed the remote operation.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the operator first observed the operation done.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// conditions: Succeeded (the operation's outcome), Ready (the spec's intent reached) and
+	// Stalled (present only when True).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// OptimizationOperation tracks, and on request cancels, a Google Route Optimization long-running
+// operation (batchOptimizeTours, optimizeToursLongRunning).
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=optop,categories=routeopt
+// +kubebuilder:printcolumn:name="Done",type=boolean,JSONPath=`.status.done`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`
+// +kubebuilder:printcolumn:name="Cancel",type=boolean,JSONPath=`.spec.cancel`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Operation",type=string,JSONPath=`.spec.operationName`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+type OptimizationOperation struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec OptimizationOperationSpec `json:"spec"`
+	// +optional
+	Status OptimizationOperationStatus `json:"status,omitempty"`
+}
+
+// OptimizationOperationList contains a list of OptimizationOperation.
+// +kubebuilder:object:root=true
+type OptimizationOperationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OptimizationOperation `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OptimizationOperation{}, &OptimizationOperationList{})
+}
