@@ -1,0 +1,161 @@
+package emulator
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultRetryDelay is the RetryInfo delay of injected RESOURCE_EXHAUSTED
+// errors when a fault sets none; it matches Google's guidance of backing off
+// at least 30 s on quota errors.
+const DefaultRetryDelay = 30 * time.Second
+
+// MethodFault configures the faults injected into one method. The three
+// rates are probabilities in [0,1] whose sum may not exceed 1; one draw per
+// call picks at most one of them.
+type MethodFault struct {
+	Unavailable       float64       // rate of 503 UNAVAILABLE
+	ResourceExhausted float64       // rate of 429 RESOURCE_EXHAUSTED with RetryInfo
+	Internal          float64       // rate of 500 INTERNAL
+	RetryDelay        time.Duration // RetryInfo delay; 0 means DefaultRetryDelay
+	Latency           time.Duration // added to every call before it is answered
+	// FailNext makes the next N calls answer 503 UNAVAILABLE regardless of
+	// the rates, then counts down. Handy for deterministic retry tests.
+	FailNext int
+}
+
+// Faults is the complete fault configuration. Methods is keyed by method name
+// (see the Method* constants) or AllMethods ("*"), which applies to every
+// method without an entry of its own.
+type Faults struct {
+	Methods map[string]MethodFault `json:"methods,omitempty"`
+	// FailAll makes every /v1 call answer 503 UNAVAILABLE.
+	FailAll bool `json:"failAll,omitempty"`
+}
+
+// Validate reports the first problem with f.
+func (f Faults) Validate() error {
+	for m, mf := range f.Methods {
+		if m != AllMethods && !isKnownMethod(m) {
+			return fmt.Errorf("faults: unknown method %q", m)
+		}
+		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal} {
+			if !(r >= 0 && r <= 1) { // also rejects NaN
+				return fmt.Errorf("faults: %s: rate %v outside [0,1]", m, r)
+			}
+		}
+		if s := mf.Unavailable + mf.ResourceExhausted + mf.Internal; s > 1+1e-9 {
+			return fmt.Errorf("faults: %s: rates sum to %v > 1", m, s)
+		}
+		if mf.RetryDelay < 0 || mf.Latency < 0 || mf.FailNext < 0 {
+			return fmt.Errorf("faults: %s: negative retryDelay, latency or failNext", m)
+		}
+	}
+	return nil
+}
+
+func (f Faults) clone() Faults {
+	c := Faults{FailAll: f.FailAll}
+	if f.Methods != nil {
+		c.Methods = make(map[string]MethodFault, len(f.Methods))
+		for k, v := range f.Methods {
+			c.Methods[k] = v
+		}
+	}
+	return c
+}
+
+// faultInjector decides, per call, whether to inject a fault. Each method has
+// its own random stream derived from the seed, so the fault sequence a method
+// sees depends only on the seed and how often that method was called, not on
+// traffic to other methods.
+type faultInjector struct {
+	seed   int64
+	active atomic.Bool // fast path: false when no fault is configured
+
+	mu     sync.Mutex
+	faults Faults
+	rngs   map[string]*rand.Rand
+}
+
+func newFaultInjector(seed int64, f Faults) *faultInjector {
+	fi := &faultInjector{seed: seed}
+	fi.set(f)
+	return fi
+}
+
+// set replaces the configuration and restarts the random streams, so the
+// same seed and configuration always produce the same sequence.
+func (fi *faultInjector) set(f Faults) {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.faults = f.clone()
+	fi.rngs = map[string]*rand.Rand{}
+	fi.active.Store(f.FailAll || len(f.Methods) > 0)
+}
+
+func (fi *faultInjector) get() Faults {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	return fi.faults.clone()
+}
+
+// decide returns the latency to add and the error to answer (nil for none).
+func (fi *faultInjector) decide(method string) (time.Duration, *apiError) {
+	if !fi.active.Load() {
+		return 0, nil
+	}
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+
+	key := method
+	mf, ok := fi.faults.Methods[key]
+	if !ok {
+		key = AllMethods
+		mf, ok = fi.faults.Methods[key]
+	}
+	if fi.faults.FailAll {
+		return mf.Latency, errUnavailable(method)
+	}
+	if !ok {
+		return 0, nil
+	}
+	if mf.FailNext > 0 {
+		mf.FailNext--
+		fi.faults.Methods[key] = mf
+		return mf.Latency, errUnavailable(method)
+	}
+	if mf.Unavailable+mf.ResourceExhausted+mf.Internal == 0 {
+		return mf.Latency, nil
+	}
+	u := fi.rng(method).Float64()
+	switch {
+	case u < mf.Unavailable:
+		return mf.Latency, errUnavailable(method)
+	case u < mf.Unavailable+mf.ResourceExhausted:
+		d := mf.RetryDelay
+		if d == 0 {
+			d = DefaultRetryDelay
+		}
+		return mf.Latency, errResourceExhausted(method, d)
+	case u < mf.Unavailable+mf.ResourceExhausted+mf.Internal:
+		return mf.Latency, errInternal(method)
+	}
+	return mf.Latency, nil
+}
+
+// rng returns the method's random stream; fi.mu must be held.
+func (fi *faultInjector) rng(method string) *rand.Rand {
+	r, ok := fi.rngs[method]
+	if !ok {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(method))
+		r = rand.New(rand.NewPCG(uint64(fi.seed), h.Sum64()))
+		fi.rngs[method] = r
+	}
+	return r
+}

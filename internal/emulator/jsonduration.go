@@ -1,0 +1,114 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The admin API writes durations as Go duration strings ("2s", "1m30s",
+// "3.5s") so that JSON written by hand or by curl reads naturally. A bare
+// number would be ambiguous (seconds? nanoseconds?) and is rejected.
+
+// jsonDuration is a time.Duration with string JSON encoding.
+type jsonDuration time.Duration
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"2s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	*d = jsonDuration(v)
+	return nil
+}
+
+func durPtr(d *time.Duration) *jsonDuration { return (*jsonDuration)(d) }
+
+type configJSON struct {
+	CancelMode          *CancelMode   `json:"cancelMode,omitempty"`
+	CancelDelay         *jsonDuration `json:"cancelDelay,omitempty"`
+	BatchDuration       *jsonDuration `json:"batchDuration,omitempty"`
+	LongRunningDuration *jsonDuration `json:"longRunningDuration,omitempty"`
+	Retention           *jsonDuration `json:"retention,omitempty"`
+	RequireToken        *bool         `json:"requireToken,omitempty"`
+	// A pointer so that an explicitly empty list survives the round trip
+	// (it means "accept any token"), while nil means "unchanged".
+	AcceptedTokens *[]string `json:"acceptedTokens,omitempty"`
+}
+
+// MarshalJSON writes durations as strings.
+func (c Config) MarshalJSON() ([]byte, error) {
+	j := configJSON{
+		CancelMode:          c.CancelMode,
+		CancelDelay:         durPtr(c.CancelDelay),
+		BatchDuration:       durPtr(c.BatchDuration),
+		LongRunningDuration: durPtr(c.LongRunningDuration),
+		Retention:           durPtr(c.Retention),
+		RequireToken:        c.RequireToken,
+	}
+	if c.AcceptedTokens != nil {
+		j.AcceptedTokens = &c.AcceptedTokens
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads durations written as strings.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var j configJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = Config{
+		CancelMode:          j.CancelMode,
+		CancelDelay:         (*time.Duration)(j.CancelDelay),
+		BatchDuration:       (*time.Duration)(j.BatchDuration),
+		LongRunningDuration: (*time.Duration)(j.LongRunningDuration),
+		Retention:           (*time.Duration)(j.Retention),
+		RequireToken:        j.RequireToken,
+	}
+	if j.AcceptedTokens != nil {
+		c.AcceptedTokens = *j.AcceptedTokens
+		if c.AcceptedTokens == nil {
+			c.AcceptedTokens = []string{}
+		}
+	}
+	return nil
+}
+
+type methodFaultJSON struct {
+	Unavailable       float64      `json:"unavailable,omitempty"`
+	ResourceExhausted float64      `json:"resourceExhausted,omitempty"`
+	Internal          float64      `json:"internal,omitempty"`
+	RetryDelay        jsonDuration `json:"retryDelay,omitzero"`
+	Latency           jsonDuration `json:"latency,omitzero"`
+	FailNext          int          `json:"failNext,omitempty"`
+}
+
+// MarshalJSON writes durations as strings.
+func (f MethodFault) MarshalJSON() ([]byte, error) {
+	return json.Marshal(methodFaultJSON{
+		Unavailable: f.Unavailable, ResourceExhausted: f.ResourceExhausted, Internal: f.Internal,
+		RetryDelay: jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
+	})
+}
+
+// UnmarshalJSON reads durations written as strings.
+func (f *MethodFault) UnmarshalJSON(b []byte) error {
+	var j methodFaultJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*f = MethodFault{
+		Unavailable: j.Unavailable, ResourceExhausted: j.ResourceExhausted, Internal: j.Internal,
+		RetryDelay: time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
+	}
+	return nil
+}
