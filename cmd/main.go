@@ -1,0 +1,203 @@
+// Command manager runs the routeopt-operator: the OptimizationOperation controller.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/controllers"
+	"github.com/routeopt/routeopt-operator/internal/budget"
+	"github.com/routeopt/routeopt-operator/internal/metrics"
+	"github.com/routeopt/routeopt-operator/internal/remote"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(opsv1.AddToScheme(scheme))
+}
+
+type config struct {
+	metricsAddr      string
+	probeAddr        string
+	secureMetrics    bool
+	enableHTTP2      bool
+	leaderElect      bool
+	leaderElectionNS string
+	watchNamespaces  string
+	endpoint         string
+	quotaProject     string
+	requestTimeout   time.Duration
+	apiQPS           float64
+	apiBurst         int
+	opts             controllers.Options
+}
+
+func parseFlags() (config, zap.Options) {
+	c := config{opts: controllers.DefaultOptions}
+	flag.StringVar(&c.metricsAddr, "metrics-bind-address", "0",
+		"The address the metrics endpoint binds to. Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
+	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.BoolVar(&c.leaderElect, "leader-elect", false,
+		"Enable leader election for controller manager. Enabling this will ensure there is only one active controller manager.")
+	flag.StringVar(&c.leaderElectionNS, "leader-election-namespace", "",
+		"Namespace of the leader election lease (default: the namespace the manager runs in).")
+	flag.BoolVar(&c.secureMetrics, "metrics-secure", true,
+		"If set, the metrics endpoint is served securely via HTTPS, with authentication and authorization. Use --metrics-secure=false to use HTTP instead.")
+	flag.BoolVar(&c.enableHTTP2, "enable-http2", false,
+		"If set, HTTP/2 will be enabled for the metrics server (off by default: HTTP/2 Stream Cancellation and Rapid Reset CVEs).")
+	flag.StringVar(&c.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch; empty watches all namespaces.")
+	flag.StringVar(&c.endpoint, "endpoint", remote.DefaultEndpoint,
+		"Base URL of the Route Optimization API. "+remote.EmulatorHostEnv+"=host:port overrides it with a plain-HTTP emulator without credentials.")
+	flag.StringVar(&c.quotaProject, "quota-project", "",
+		"Project billed for quota (x-goog-user-project); needed with user credentials.")
+	flag.DurationVar(&c.requestTimeout, "request-timeout", 15*time.Second, "Timeout of one request to the API.")
+	flag.Float64Var(&c.apiQPS, "api-qps", 5,
+		"Calls per second to the API, shared by all resources (polls and cancels).")
+	flag.IntVar(&c.apiBurst, "api-burst", 10, "Burst of calls above --api-qps.")
+	flag.DurationVar(&c.opts.Poll.Min, "min-poll-interval", c.opts.Poll.Min,
+		"Shortest time between two reads of one operation.")
+	flag.DurationVar(&c.opts.Poll.Max, "max-poll-interval", c.opts.Poll.Max,
+		"Longest time between two reads of one running operation (spec.pollInterval may lower it), and the backoff cap.")
+	flag.DurationVar(&c.opts.DeletionCancelTimeout, "deletion-cancel-timeout", c.opts.DeletionCancelTimeout,
+		"How long deleting a resource with deletionPolicy Cancel retries a cancel that fails transiently.")
+	flag.DurationVar(&c.opts.RemoteUnavailableAfter, "remote-unavailable-after", c.opts.RemoteUnavailableAfter,
+		"How long reads must keep failing transiently before Ready turns False with RemoteUnavailable.")
+	flag.DurationVar(&c.opts.CredentialsRecheck, "credentials-recheck-interval", c.opts.CredentialsRecheck,
+		"How often a resource whose credentials were refused re-reads its Secret to notice a fix.")
+	flag.IntVar(&c.opts.MaxConcurrentReconciles, "max-concurrent-reconciles", c.opts.MaxConcurrentReconciles,
+		"Number of resources reconciled in parallel.")
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return c, zapOpts
+}
+
+func (c config) validate() error {
+	switch {
+	case c.apiQPS <= 0:
+		return fmt.Errorf("--api-qps must be positive, got %v", c.apiQPS)
+	case c.apiBurst < 1:
+		return fmt.Errorf("--api-burst must be at least 1, got %d", c.apiBurst)
+	case c.opts.Poll.Min <= 0:
+		return fmt.Errorf("--min-poll-interval must be positive, got %s", c.opts.Poll.Min)
+	case c.opts.Poll.Max < c.opts.Poll.Min:
+		return fmt.Errorf("--max-poll-interval (%s) must not be below --min-poll-interval (%s)", c.opts.Poll.Max, c.opts.Poll.Min)
+	case c.opts.MaxConcurrentReconciles < 1:
+		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.opts.MaxConcurrentReconciles)
+	}
+	return nil
+}
+
+func main() {
+	c, zapOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := run(c); err != nil {
+		setupLog.Error(err, "manager exited")
+		os.Exit(1)
+	}
+}
+
+func run(c config) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	var tlsOpts []func(*tls.Config)
+	if !c.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(t *tls.Config) { t.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: c.metricsAddr, SecureServing: c.secureMetrics, TLSOpts: tlsOpts}
+	if c.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	cacheOpts := cache.Options{}
+	if c.watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(c.watchNamespaces, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		WebhookServer:           webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
+		HealthProbeBindAddress:  c.probeAddr,
+		LeaderElection:          c.leaderElect,
+		LeaderElectionID:        "routeopt-operator.ops.routeopt.dev",
+		LeaderElectionNamespace: c.leaderElectionNS,
+		// The process exits right after it stops leading, so it can release the lease at once
+		// and the next leader takes over without waiting for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOpts,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	// The factory's context outlives every reconcile: token sources refresh with it.
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	rc := remote.Config{
+		Endpoint:     c.endpoint,
+		EmulatorHost: os.Getenv(remote.EmulatorHostEnv),
+		QuotaProject: c.quotaProject,
+		Timeout:      c.requestTimeout,
+		UserAgent:    "routeopt-operator/" + version,
+	}
+	factory := remote.NewFactory(base, rc, metrics.ObserveRemote)
+	b := budget.New(c.apiQPS, c.apiBurst)
+	metrics.Register(mgr.GetClient(), b)
+
+	r := &controllers.OptimizationOperationReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("routeopt-operator"),
+		Clients:   factory,
+		Budget:    b,
+		Options:   c.opts,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("set up health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("set up ready check: %w", err)
+	}
+
+	setupLog.Info("starting manager", "version", version, "endpoint", factory.Endpoint(),
+		"apiQPS", c.apiQPS, "apiBurst", c.apiBurst, "watchNamespaces", c.watchNamespaces)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package controllers holds the OptimizationOperation reconciler.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/budget"
+	"github.com/routeopt/routeopt-operator/internal/policy"
+	"github.com/routeopt/routeopt-operator/internal/remote"
+)
+
+// Finalizer holds deletion of a resource with deletionPolicy Cancel until its cancel was sent.
+const Finalizer = "ops.routeopt.dev/cancel-on-delete"
+
+// ClientSource hands out API clients per credential.
+type ClientSource interface {
+	For(creds remote.Credentials) (remote.Operations, error)
+}
+
+// Options are the reconciler's tunables, set from the manager's flags.
+type Options struct {
+	Poll policy.PollConfig
+	// RemoteUnavailableAfter is how long transient errors must last before Ready turns False.
+	RemoteUnavailableAfter time.Duration
+	// DeletionCancelTimeout bounds how long deletion retries a cancel that fails transiently.
+	DeletionCancelTimeout time.Duration
+	// CredentialsRecheck is how often a resource whose credentials were refused re-reads its
+	// Secret (a cheap local read) to notice a fix; the remote call itself stays backed off.
+	CredentialsRecheck time.Duration
+	// MaxConcurrentReconciles is the number of workers.
+	MaxConcurrentReconciles int
+}
+
+// DefaultOptions are the flags' defaults.
+var DefaultOptions = Options{
+	Poll:                    policy.DefaultPollConfig,
+	RemoteUnavailableAfter:  3 * time.Minute,
+	DeletionCancelTimeout:   2 * time.Minute,
+	CredentialsRecheck:      10 * time.Second,
+	MaxConcurrentReconciles: 4,
+}
+
+// OptimizationOperationReconciler tracks remote operations and sends the cancels users ask for.
+type OptimizationOperationReconciler struct {
+	client.Client
+	// APIReader reads Secrets uncached, so the operator never caches the cluster's Secrets.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clients   ClientSource
+	Budget    *budget.Budget
+	Options   Options
+
+	// Now and Rand are the clock and jitter source; tests may replace them.
+	Now  func() time.Time
+	Rand func() float64
+
+	tracker *tracker
+}
+
+// +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/status,verbs=get;patch
+// +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile fetches the resource, runs the ordered steps, and writes status once at the end,
+// only when it changed.
+func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	obj := &opsv1.OptimizationOperation{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log := logf.FromContext(ctx).WithValues("operation", obj.Spec.OperationName)
+	ctx = logf.IntoContext(ctx, log)
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, obj)
+	}
+	if err := r.reconcileFinalizer(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	orig := obj.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, orig, obj); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if obj.Status.Done {
+		r.reconcileDone(obj)
+		return ctrl.Result{}, nil
+	}
+	return r.reconcileRemote(ctx, obj)
+}
+
+// patchStatus writes status with one merge patch when it changed, then tells what changed in
+// events. Nothing in status changes on a poll that learned nothing new, so a quiet operation
+// causes no writes (every write refreshes GitOps tools watching the object).
+func (r *OptimizationOperationReconciler) patchStatus(ctx context.Context, orig, obj *opsv1.OptimizationOperation) error {
+	if equality.Semantic.DeepEqual(orig.Status, obj.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patch status of %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	r.recordTransitions(orig, obj)
+	return nil
+}
+
+// SetupWithManager registers the reconciler. Only spec and deletion changes wake it: its own
+// status writes would otherwise trigger a reconcile each, and polling is driven by the schedule.
+func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Rand == nil {
+		r.Rand = rand.Float64
+	}
+	r.tracker = newTracker()
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&opsv1.OptimizationOperation{}, builder.WithPredicates(specOrDeletionChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
+		Named("optimizationoperation").
+		Complete(r)
+}
+
+func specOrDeletionChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		return o.GetGeneration() != n.GetGeneration() ||
+			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+			len(o.GetFinalizers()) != len(n.GetFinalizers())
+	}}
+}

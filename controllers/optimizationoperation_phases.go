@@ -1,0 +1,331 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/budget"
+	"github.com/routeopt/routeopt-operator/internal/metrics"
+	"github.com/routeopt/routeopt-operator/internal/policy"
+	"github.com/routeopt/routeopt-operator/internal/remote"
+)
+
+// cancelPending reports whether a cancel is asked for and the server has not answered it yet.
+func cancelPending(obj *opsv1.OptimizationOperation) bool {
+	return obj.Spec.Cancel && !obj.Status.Done && (obj.Status.Cancel == nil || obj.Status.Cancel.Outcome == "")
+}
+
+// reconcileFinalizer keeps the finalizer exactly while deletion would have to send a cancel.
+func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context, obj *opsv1.OptimizationOperation) error {
+	want := obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel && !obj.Status.Done
+	if want == controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return nil
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	if want {
+		controllerutil.AddFinalizer(obj, Finalizer)
+	} else {
+		controllerutil.RemoveFinalizer(obj, Finalizer)
+	}
+	if err := r.Patch(ctx, obj, patch); err != nil {
+		return fmt.Errorf("update finalizer: %w", err)
+	}
+	return nil
+}
+
+// reconcileDelete sends the cancel deletionPolicy Cancel asks for, then lets the resource go.
+// It never waits for the remote operation to end, and never holds deletion for errors a retry
+// cannot fix (UNIMPLEMENTED, NOT_FOUND, bad credentials).
+func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
+	r.tracker.forget(obj.UID)
+	r.Budget.Forget(keyOf(obj))
+	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel && !obj.Status.Done && !cancelAnswered(obj) {
+		if res, retry := r.cancelOnDelete(ctx, obj); retry {
+			return res, nil
+		}
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	if err := r.Patch(ctx, obj, patch); err != nil {
+		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", client.IgnoreNotFound(err))
+	}
+	return ctrl.Result{}, nil
+}
+
+func cancelAnswered(obj *opsv1.OptimizationOperation) bool {
+	return obj.Status.Cancel != nil && obj.Status.Cancel.Outcome != ""
+}
+
+// cancelOnDelete sends one cancel. retry is true when it failed transiently and the deletion
+// timeout has not passed yet.
+func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, obj *opsv1.OptimizationOperation) (res ctrl.Result, retry bool) {
+	name := obj.Spec.OperationName
+	inTime := r.Now().Sub(obj.DeletionTimestamp.Time) < r.Options.DeletionCancelTimeout
+	ops, err := r.opsFor(ctx, obj)
+	if err == nil {
+		if wait, ok := r.Budget.Take(keyOf(obj), budget.Urgent); !ok {
+			metrics.BudgetDeferred.WithLabelValues(budget.Urgent.String()).Inc()
+			if inTime {
+				return ctrl.Result{RequeueAfter: wait}, true
+			}
+			r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteAbandoned", "Delete",
+				"Deleted without cancelling operation %s: the API budget had no room within --deletion-cancel-timeout", name)
+			return ctrl.Result{}, false
+		}
+		err = ops.Cancel(ctx, name)
+	}
+	if err == nil {
+		r.event(obj, corev1.EventTypeNormal, "CancelledOnDelete", "Delete",
+			"Sent a cancel for operation %s before deleting (deletionPolicy Cancel); the server accepted it", name)
+		return ctrl.Result{}, false
+	}
+	f := policy.Classify(err)
+	if !f.Kind.Permanent() && inTime {
+		r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteRetrying", "Delete",
+			"Cancel of operation %s failed, retrying: %s", name, f)
+		return ctrl.Result{RequeueAfter: max(f.RetryAfter, 2*time.Second)}, true
+	}
+	r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteFailed", "Delete",
+		"Deleted without cancelling operation %s: %s", name, f)
+	return ctrl.Result{}, false
+}
+
+// reconcileDone handles a resource whose operation has finished: it is never read again. A
+// cancel asked for only now changes nothing but the record of the request.
+func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationOperation) {
+	r.tracker.forget(obj.UID)
+	r.Budget.Forget(keyOf(obj))
+	if obj.Spec.Cancel && obj.Status.Cancel == nil {
+		now := metav1.NewTime(r.Now())
+		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &now, Outcome: opsv1.CancelAlreadyDone,
+			Message: "The operation had already finished; no cancel was sent"}
+	}
+	obj.Status.ObservedGeneration = obj.Generation
+	for i := range obj.Status.Conditions {
+		obj.Status.Conditions[i].ObservedGeneration = obj.Generation
+	}
+}
+
+// reconcileRemote reads the operation when it is due, sends a pending cancel, and schedules
+// the next read.
+func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
+	state := r.tracker.get(obj.UID)
+	now := r.Now()
+	if len(obj.Status.Conditions) == 0 {
+		// First visit: say so at once, so a fresh object never looks finished or healthy.
+		policy.SetConditions(obj, policy.Problem{})
+	}
+
+	creds, credsKey, credsErr := r.credentials(ctx, obj)
+	if credsErr != nil && credsKey == "" {
+		return ctrl.Result{}, credsErr // the API server itself failed; the work queue backs off
+	}
+	credsChanged := state.refusedCreds != "" && credsKey != state.refusedCreds
+	if !state.due(now) && !credsChanged && !cancelPending(obj) && obj.Generation == obj.Status.ObservedGeneration {
+		return r.requeue(state, now), nil
+	}
+	if credsErr != nil {
+		return r.failed(obj, state, now, credsKey, credsErr), nil
+	}
+	ops, err := r.Clients.For(creds)
+	if err != nil {
+		return r.failed(obj, state, now, credsKey, err), nil
+	}
+
+	prio := budget.Poll
+	if cancelPending(obj) {
+		prio = budget.Urgent
+	}
+	op, res, err := r.get(ctx, ops, obj, state, prio)
+	if op == nil {
+		if err != nil {
+			return r.failed(obj, state, now, credsKey, err), nil
+		}
+		return res, nil // the budget said wait
+	}
+	r.succeeded(obj, state, op, now)
+
+	if cancelPending(obj) {
+		if res, done := r.sendCancel(ctx, ops, obj, state, credsKey); done {
+			return res, nil
+		}
+		// The operation was just told to stop: read it again at once, so a cancel that takes
+		// effect immediately shows as Cancelled in the same reconcile.
+		if op, _, err := r.get(ctx, ops, obj, state, budget.Urgent); op != nil {
+			r.succeeded(obj, state, op, now)
+		} else if err != nil {
+			// The cancel was answered; the fast polls that follow will see the result.
+			logf.FromContext(ctx).Info("read after cancel failed", "error", err.Error())
+		}
+	}
+	return r.settle(obj, state, now), nil
+}
+
+// get reads the operation when the budget has room. With no room it returns neither an
+// operation nor an error, and a Result that waits for the budget.
+func (r *OptimizationOperationReconciler) get(ctx context.Context, ops remote.Operations, obj *opsv1.OptimizationOperation, state *pollState, prio budget.Priority) (*longrunningpb.Operation, ctrl.Result, error) {
+	wait, ok := r.Budget.Take(keyOf(obj), prio)
+	if !ok {
+		metrics.BudgetDeferred.WithLabelValues(prio.String()).Inc()
+		return nil, ctrl.Result{RequeueAfter: wait}, nil
+	}
+	if !state.nextPollAt.IsZero() {
+		metrics.PollLag.Observe(max(r.Now().Sub(state.nextPollAt), 0).Seconds())
+	}
+	op, err := ops.Get(ctx, obj.Spec.OperationName)
+	return op, ctrl.Result{}, err
+}
+
+// succeeded records a successful read.
+func (r *OptimizationOperationReconciler) succeeded(obj *opsv1.OptimizationOperation, state *pollState, op *longrunningpb.Operation, now time.Time) {
+	state.succeeded()
+	r.Budget.Recover()
+	policy.ApplyOperation(&obj.Status, op, metav1.NewTime(now))
+}
+
+// sendCancel sends the pending cancel and records the server's answer. done is true when the
+// reconcile should return res without reading the operation again.
+func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops remote.Operations, obj *opsv1.OptimizationOperation, state *pollState, credsKey string) (res ctrl.Result, done bool) {
+	now := r.Now()
+	if obj.Status.Cancel == nil {
+		t := metav1.NewTime(now)
+		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t}
+	}
+	wait, ok := r.Budget.Take(keyOf(obj), budget.Urgent)
+	if !ok {
+		metrics.BudgetDeferred.WithLabelValues(budget.Urgent.String()).Inc()
+		policy.SetConditions(obj, policy.Problem{})
+		return ctrl.Result{RequeueAfter: wait}, true
+	}
+	err := ops.Cancel(ctx, obj.Spec.OperationName)
+	c := obj.Status.Cancel
+	if err == nil {
+		c.Outcome, c.Message = opsv1.CancelAccepted, "The server accepted the cancel"
+		r.event(obj, corev1.EventTypeNormal, "CancelSent", "Cancel",
+			"Sent a cancel for operation %s; the server accepted it", obj.Spec.OperationName)
+		return ctrl.Result{}, false
+	}
+	f := policy.Classify(err)
+	switch f.Kind {
+	case policy.Unimplemented, policy.Rejected:
+		c.Outcome, c.Message = opsv1.CancelUnsupported, f.String()
+	case policy.NotFound:
+		c.Outcome, c.Message = opsv1.CancelNotFound, f.String()
+	default:
+		// Transient, rate limited or refused credentials: no answer yet, so the cancel stays
+		// pending and is sent again.
+		r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
+			"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
+		return r.failed(obj, state, now, credsKey, err), true
+	}
+	r.event(obj, corev1.EventTypeWarning, "CancelUnsupported", "Cancel",
+		"The server did not take the cancel of operation %s: %s; the operation is still tracked", obj.Spec.OperationName, f)
+	return ctrl.Result{}, false
+}
+
+// failed records a failed call and decides when to try again.
+func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error) ctrl.Result {
+	f := policy.Classify(err)
+	state.failed(now, f)
+	name := obj.Spec.OperationName
+	if f.Kind == policy.RateLimited {
+		r.Budget.Throttle(max(f.RetryAfter, policy.MinRateLimitedDelay))
+	}
+	if f.Kind == policy.Auth {
+		state.refusedCreds = credsKey
+	}
+	var p policy.Problem
+	if credsErr := (*policy.CredentialsError)(nil); errors.As(err, &credsErr) {
+		p = policy.CredentialsProblem(name, err)
+	} else {
+		p = policy.ProblemFor(name, f, now.Sub(state.firstFailure) >= r.Options.RemoteUnavailableAfter)
+	}
+	if p.Reason != "" {
+		policy.SetConditions(obj, p)
+		obj.Status.ObservedGeneration = obj.Generation
+	}
+	if !f.Kind.Permanent() {
+		r.event(obj, corev1.EventTypeWarning, "RemoteError", "Poll", "Reading operation %s failed: %s", name, f)
+	}
+	delay := policy.NextPoll(r.Options.Poll, r.pollInput(obj, state, now))
+	state.nextPollAt = now.Add(delay)
+	if f.Kind == policy.Auth {
+		// Notice a fixed Secret soon; the remote call waits for the backoff or a new key.
+		return ctrl.Result{RequeueAfter: min(delay, r.Options.CredentialsRecheck)}
+	}
+	return ctrl.Result{RequeueAfter: delay}
+}
+
+// settle finishes a reconcile whose reads succeeded: conditions, metrics, next poll.
+func (r *OptimizationOperationReconciler) settle(obj *opsv1.OptimizationOperation, state *pollState, now time.Time) ctrl.Result {
+	obj.Status.ObservedGeneration = obj.Generation
+	if obj.Status.Done && obj.Spec.Cancel && obj.Status.Cancel == nil {
+		t := metav1.NewTime(now)
+		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t, Outcome: opsv1.CancelAlreadyDone,
+			Message: "The operation had already finished; no cancel was sent"}
+	}
+	policy.SetConditions(obj, policy.Problem{})
+	if obj.Status.Done {
+		if c := obj.Status.Cancel; c != nil && c.RequestedAt != nil && c.Outcome != opsv1.CancelAlreadyDone {
+			metrics.CancelLatency.WithLabelValues(metrics.State(obj)).Observe(now.Sub(c.RequestedAt.Time).Seconds())
+		}
+		r.tracker.forget(obj.UID)
+		r.Budget.Forget(keyOf(obj))
+		return ctrl.Result{}
+	}
+	delay := policy.NextPoll(r.Options.Poll, r.pollInput(obj, state, now))
+	state.nextPollAt = now.Add(delay)
+	return ctrl.Result{RequeueAfter: delay}
+}
+
+func (r *OptimizationOperationReconciler) pollInput(obj *opsv1.OptimizationOperation, state *pollState, now time.Time) policy.PollInput {
+	in := policy.PollInput{
+		Now: now, Started: obj.CreationTimestamp.Time,
+		Failure: state.lastFailure, Failures: state.failures, Jitter: r.Rand(),
+	}
+	if obj.Status.StartTime != nil {
+		in.Started = obj.Status.StartTime.Time
+	}
+	if obj.Spec.PollInterval != nil {
+		in.SpecCap = obj.Spec.PollInterval.Duration
+	}
+	if c := obj.Status.Cancel; c != nil && c.Outcome == opsv1.CancelAccepted && c.RequestedAt != nil {
+		t := c.RequestedAt.Time
+		in.CancelRequestedAt = &t
+	}
+	return in
+}
+
+// requeue waits for the resource's next due time.
+func (r *OptimizationOperationReconciler) requeue(state *pollState, now time.Time) ctrl.Result {
+	d := state.nextPollAt.Sub(now)
+	if state.refusedCreds != "" {
+		d = min(d, r.Options.CredentialsRecheck)
+	}
+	return ctrl.Result{RequeueAfter: max(d, time.Millisecond)}
+}
+
+// opsFor returns the client for obj's credentials.
+func (r *OptimizationOperationReconciler) opsFor(ctx context.Context, obj *opsv1.OptimizationOperation) (remote.Operations, error) {
+	creds, _, err := r.credentials(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	return r.Clients.For(creds)
+}
+
+func keyOf(obj client.Object) string { return obj.GetNamespace() + "/" + obj.GetName() }

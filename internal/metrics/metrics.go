@@ -1,0 +1,134 @@
+// Package metrics defines the operator's Prometheus metrics. They are served on the manager's
+// metrics endpoint next to controller-runtime's own; docs/metrics.md lists them.
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/policy"
+)
+
+var (
+	// RemoteRequests counts calls to the Route Optimization API by method and google.rpc code.
+	RemoteRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routeopt_remote_requests_total",
+		Help: "Requests to the Route Optimization API, by method and google.rpc code (OK on success).",
+	}, []string{"method", "code"})
+
+	// RemoteDuration is the latency of those calls.
+	RemoteDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "routeopt_remote_request_duration_seconds",
+		Help:    "Latency of requests to the Route Optimization API.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+	}, []string{"method"})
+
+	// CancelLatency is the time from the operator first acting on spec.cancel to the operation's
+	// terminal status, by how it ended.
+	CancelLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "routeopt_cancel_latency_seconds",
+		Help:    "Seconds from a cancel request being seen to the operation's terminal status, by final state.",
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
+	}, []string{"state"})
+
+	// PollLag is how late a poll ran compared to when it was scheduled.
+	PollLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "routeopt_poll_lag_seconds",
+		Help:    "Seconds between when a poll was due and when it was sent (budget waits and queueing).",
+		Buckets: []float64{0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300},
+	})
+
+	// BudgetDeferred counts calls that the shared budget postponed.
+	BudgetDeferred = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routeopt_api_budget_deferred_total",
+		Help: "Remote calls postponed because the shared API budget had no token, by priority.",
+	}, []string{"priority"})
+)
+
+// ObserveRemote records one remote request; it matches remote.Observer.
+func ObserveRemote(method string, err error, elapsed time.Duration) {
+	code := "OK"
+	if err != nil {
+		code = policy.CodeName(int32(policy.Classify(err).Code))
+	}
+	RemoteRequests.WithLabelValues(method, code).Inc()
+	RemoteDuration.WithLabelValues(method).Observe(elapsed.Seconds())
+}
+
+// BudgetView is what the budget gauges read.
+type BudgetView interface {
+	Rate() float64
+	Waiting() int
+}
+
+// States are the values of the Succeeded condition's reason, the state label of
+// routeopt_operations. Every state is exported, zeros included, so dashboards show a flat line
+// rather than a gap.
+var States = []string{
+	opsv1.ReasonPending, opsv1.ReasonRunning, opsv1.ReasonCancelling, opsv1.ReasonCancelUnsupported,
+	opsv1.ReasonSucceeded, opsv1.ReasonCompletedDespiteCancel, opsv1.ReasonCancelled,
+	opsv1.ReasonFailed, opsv1.ReasonNotFound,
+}
+
+// stateCollector counts resources by state from the informer cache at scrape time, so the
+// numbers are right after restarts and deletions without bookkeeping in the reconciler.
+type stateCollector struct {
+	reader client.Reader
+	desc   *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list opsv1.OptimizationOperationList
+	if err := c.reader.List(ctx, &list); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	counts := make(map[string]float64, len(States))
+	for _, s := range States {
+		counts[s] = 0
+	}
+	for i := range list.Items {
+		counts[State(&list.Items[i])]++
+	}
+	for s, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, s)
+	}
+}
+
+// State is the resource's state label: its Succeeded reason, Pending before the first one.
+func State(o *opsv1.OptimizationOperation) string {
+	for _, c := range o.Status.Conditions {
+		if c.Type == opsv1.ConditionSucceeded {
+			return c.Reason
+		}
+	}
+	return opsv1.ReasonPending
+}
+
+// Register adds the metrics to controller-runtime's registry. reader is the manager's cached
+// client; budget feeds the budget gauges.
+func Register(reader client.Reader, budget BudgetView) {
+	crmetrics.Registry.MustRegister(
+		RemoteRequests, RemoteDuration, CancelLatency, PollLag, BudgetDeferred,
+		&stateCollector{reader: reader, desc: prometheus.NewDesc(
+			"routeopt_operations", "OptimizationOperations by state (the Succeeded condition's reason).",
+			[]string{"state"}, nil)},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "routeopt_api_budget_qps",
+			Help: "Current rate of the shared API budget in calls a second; below --api-qps after RESOURCE_EXHAUSTED.",
+		}, budget.Rate),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "routeopt_api_budget_waiting",
+			Help: "Resources waiting for a token of the shared API budget.",
+		}, func() float64 { return float64(budget.Waiting()) }),
+	)
+}

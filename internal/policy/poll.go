@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"math"
+	"time"
+)
+
+// PollConfig is the operator-wide polling envelope.
+type PollConfig struct {
+	// Min is the shortest time between two polls of one operation (--min-poll-interval).
+	Min time.Duration
+	// Max is the longest time between two polls (--max-poll-interval); spec.pollInterval may
+	// lower it for one resource, never below Min.
+	Max time.Duration
+	// AgeFactor scales the interval with the operation's age: a solve that has run for ten
+	// minutes is polled about every AgeFactor*10 minutes. Long solves then cost a few dozen
+	// reads in all, instead of one a second.
+	AgeFactor float64
+}
+
+// DefaultPollConfig polls a 30-minute solve about 35 times (the official LRO poller, which
+// doubles from 1 s to a 60 s cap, sends about 60 reads for the same solve).
+var DefaultPollConfig = PollConfig{Min: time.Second, Max: 5 * time.Minute, AgeFactor: 0.2}
+
+// PollInput is what the next-poll decision depends on.
+type PollInput struct {
+	Now time.Time
+	// Started is when the operation was first observed (or the resource created).
+	Started time.Time
+	// CancelRequestedAt is set while a cancel is pending: polls then follow the cancel closely.
+	CancelRequestedAt *time.Time
+	// SpecCap is spec.pollInterval, if set.
+	SpecCap time.Duration
+	// Failure is the last call's failure (nil when it succeeded), and Failures how many calls in
+	// a row have failed.
+	Failure  *Failure
+	Failures int
+	// Jitter is a number in [0,1) from the caller's random source; it spreads polls of many
+	// resources created together by up to ±10%.
+	Jitter float64
+}
+
+// NextPoll says how long to wait before reading the operation again.
+func NextPoll(c PollConfig, in PollInput) time.Duration {
+	ceiling := c.Max
+	if in.SpecCap > 0 && in.SpecCap < ceiling {
+		ceiling = in.SpecCap
+	}
+	if ceiling < c.Min {
+		ceiling = c.Min
+	}
+
+	var d time.Duration
+	switch {
+	case in.Failure != nil && in.Failure.Kind == RateLimited:
+		// Quota is project-wide: never come back before the server's delay, and at least 30 s;
+		// repeated 429s double it, up to the operator's cap (not the resource's).
+		d = max(in.Failure.RetryAfter, MinRateLimitedDelay)
+		d = max(d, capped(backoff(MinRateLimitedDelay, in.Failures), c.Max))
+		return d // jitter would only shorten the server's request
+	case in.Failure != nil && in.Failure.Kind.Permanent():
+		// A person must act; the reconciler is woken early by spec or secret changes.
+		return jitter(c.Max, in.Jitter)
+	case in.Failure != nil:
+		d = capped(backoff(c.Min, in.Failures), ceiling)
+	case in.CancelRequestedAt != nil:
+		// Follow a cancel closely: about 1 s, 2 s, 4 s ... after it was sent.
+		d = capped(max(in.Now.Sub(*in.CancelRequestedAt), c.Min), ceiling)
+	default:
+		age := max(in.Now.Sub(in.Started), 0)
+		d = capped(max(time.Duration(float64(age)*c.AgeFactor), c.Min), ceiling)
+	}
+	return max(jitter(d, in.Jitter), c.Min)
+}
+
+// backoff doubles base for each failure after the first.
+func backoff(base time.Duration, failures int) time.Duration {
+	if failures < 1 {
+		failures = 1
+	}
+	f := float64(base) * math.Pow(2, float64(min(failures-1, 30)))
+	if f > float64(math.MaxInt64/2) {
+		return time.Duration(math.MaxInt64 / 2)
+	}
+	return time.Duration(f)
+}
+
+func capped(d, ceiling time.Duration) time.Duration { return min(d, ceiling) }
+
+// jitter scales d by a factor in [0.9, 1.1).
+func jitter(d time.Duration, r float64) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*r))
+}

@@ -1,0 +1,212 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
+	"google.golang.org/protobuf/types/known/anypb"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+)
+
+// maxMessage bounds messages copied from the server into status, so a verbose error cannot
+// push the object towards etcd's size limit.
+const maxMessage = 1024
+
+// ApplyOperation records what a successful GET returned. Once status.done is true nothing here
+// changes it again: the terminal status is final.
+func ApplyOperation(st *opsv1.OptimizationOperationStatus, op *longrunningpb.Operation, now metav1.Time) {
+	if st.Done {
+		return
+	}
+	if st.StartTime == nil {
+		st.StartTime = &now
+	}
+	if md := op.GetMetadata(); md != nil {
+		st.MetadataType = md.GetTypeUrl()
+	}
+	if !op.GetDone() {
+		return
+	}
+	st.Done = true
+	st.CompletionTime = &now
+	if e := op.GetError(); e != nil {
+		st.Error = &opsv1.OperationError{
+			Code:    e.GetCode(),
+			Status:  CodeName(e.GetCode()),
+			Message: truncate(e.GetMessage()),
+		}
+		return
+	}
+	st.Result = summarize(op.GetResponse())
+}
+
+// summarize keeps a few numbers of a response; the full response can be megabytes.
+func summarize(resp *anypb.Any) *opsv1.OperationResult {
+	if resp == nil {
+		// done without error or response: the oneof is empty, which the contract allows.
+		return &opsv1.OperationResult{}
+	}
+	res := &opsv1.OperationResult{Type: resp.GetTypeUrl()}
+	msg, err := resp.UnmarshalNew()
+	if err != nil {
+		// An unknown type still counts as a response: only its summary is missing.
+		return res
+	}
+	switch r := msg.(type) {
+	case *routeoptimizationpb.OptimizeToursResponse:
+		res.Routes = ptr(int32(len(r.GetRoutes())))
+		res.SkippedShipments = ptr(int32(len(r.GetSkippedShipments())))
+		if m := r.GetMetrics(); m != nil {
+			res.TotalCost = strconv.FormatFloat(m.GetTotalCost(), 'f', -1, 64)
+		}
+	case *routeoptimizationpb.OptimizeToursUriResponse:
+		res.OutputURI = r.GetOutput().GetUri()
+	}
+	return res
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func truncate(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxMessage], "") + "..."
+}
+
+// Problem is the latest lasting reason the operator could not read the operation. The zero
+// value means the last read succeeded.
+type Problem struct {
+	// Reason is one of ReasonNotFound, ReasonAuthFailed, ReasonRequestRejected,
+	// ReasonRemoteUnavailable.
+	Reason  string
+	Message string
+}
+
+// ProblemFor turns a classified GET failure into a Problem. Transient failures are not problems
+// until they have lasted long enough; the caller decides that and passes unavailable=true.
+func ProblemFor(name string, f Failure, unavailable bool) Problem {
+	switch {
+	case f.Kind == NotFound:
+		return Problem{Reason: opsv1.ReasonNotFound, Message: fmt.Sprintf(
+			"Operation %s was not found: %s. It never existed under this name, or it finished and expired before it was seen done", name, f)}
+	case f.Kind == Auth:
+		return Problem{Reason: opsv1.ReasonAuthFailed, Message: fmt.Sprintf(
+			"Cannot read operation %s: %s. Check that the credentials (spec.credentialsSecretRef, or the operator's Workload Identity) belong to a principal with the Route Optimization Editor role in the operation's project", name, f)}
+	case f.Kind.Permanent():
+		return Problem{Reason: opsv1.ReasonRequestRejected, Message: fmt.Sprintf(
+			"The server rejected reading operation %s: %s", name, f)}
+	case unavailable:
+		return Problem{Reason: opsv1.ReasonRemoteUnavailable, Message: fmt.Sprintf(
+			"Operation %s could not be read for several minutes; last error: %s", name, f)}
+	}
+	return Problem{}
+}
+
+// CredentialsProblem is the Problem for credentials that could not be loaded at all.
+func CredentialsProblem(name string, err error) Problem {
+	return Problem{Reason: opsv1.ReasonAuthFailed, Message: fmt.Sprintf(
+		"Cannot read operation %s: %v", name, err)}
+}
+
+// SetConditions writes the Succeeded, Ready and Stalled conditions that the spec, the recorded
+// status and the current problem call for. The table in docs/status.md is this function.
+func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
+	st := &obj.Status
+	name := obj.Spec.OperationName
+	gen := obj.Generation
+	set := func(typ string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+		})
+	}
+	stalled := func(reason, msg string) { set(opsv1.ConditionStalled, metav1.ConditionTrue, reason, msg) }
+	notStalled := func() { meta.RemoveStatusCondition(&st.Conditions, opsv1.ConditionStalled) }
+
+	if st.Done {
+		notStalled()
+		switch e := st.Error; {
+		case e == nil:
+			reason, msg := opsv1.ReasonSucceeded, fmt.Sprintf("Operation %s finished with a response", name)
+			if cancelWasSent(st) {
+				reason = opsv1.ReasonCompletedDespiteCancel
+				msg = fmt.Sprintf("Operation %s completed with a response although a cancel was requested", name)
+			}
+			set(opsv1.ConditionSucceeded, metav1.ConditionTrue, reason, msg)
+			set(opsv1.ConditionReady, metav1.ConditionTrue, reason, msg)
+		case e.Code == 1 && obj.Spec.Cancel:
+			msg := fmt.Sprintf("Operation %s was cancelled as requested: %s", name, e.Message)
+			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
+			set(opsv1.ConditionReady, metav1.ConditionTrue, opsv1.ReasonCancelled, msg)
+		case e.Code == 1:
+			msg := fmt.Sprintf("Operation %s was cancelled, but not through this resource: %s", name, e.Message)
+			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
+			set(opsv1.ConditionReady, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
+			stalled(opsv1.ReasonCancelled, msg)
+		default:
+			msg := fmt.Sprintf("Operation %s failed: %s (code %d): %s", name, e.Status, e.Code, e.Message)
+			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonFailed, msg)
+			set(opsv1.ConditionReady, metav1.ConditionFalse, opsv1.ReasonFailed, msg)
+			stalled(opsv1.ReasonFailed, msg)
+		}
+		return
+	}
+
+	switch p.Reason {
+	case opsv1.ReasonNotFound:
+		set(opsv1.ConditionSucceeded, metav1.ConditionFalse, p.Reason, p.Message)
+		set(opsv1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
+		stalled(p.Reason, p.Message)
+		return
+	case opsv1.ReasonAuthFailed, opsv1.ReasonRequestRejected, opsv1.ReasonRemoteUnavailable:
+		// What the operation is doing is unknown: keep the last Succeeded, and say on Ready
+		// why it cannot be refreshed.
+		if meta.FindStatusCondition(st.Conditions, opsv1.ConditionSucceeded) == nil {
+			set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, opsv1.ReasonPending,
+				fmt.Sprintf("Operation %s has not been read yet", name))
+		}
+		set(opsv1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
+		if p.Reason == opsv1.ReasonRemoteUnavailable {
+			notStalled()
+		} else {
+			stalled(p.Reason, p.Message)
+		}
+		return
+	}
+
+	notStalled()
+	if st.StartTime == nil {
+		msg := fmt.Sprintf("Operation %s has not been read yet", name)
+		set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, opsv1.ReasonPending, msg)
+		set(opsv1.ConditionReady, metav1.ConditionFalse, opsv1.ReasonPending, msg)
+		return
+	}
+	reason, msg := opsv1.ReasonRunning, fmt.Sprintf("Operation %s is running", name)
+	if obj.Spec.Cancel {
+		reason, msg = opsv1.ReasonCancelling, fmt.Sprintf("Cancel of operation %s requested; waiting for it to end", name)
+		if c := st.Cancel; c != nil && (c.Outcome == opsv1.CancelUnsupported || c.Outcome == opsv1.CancelNotFound) {
+			reason, msg = opsv1.ReasonCancelUnsupported, fmt.Sprintf(
+				"The server cannot cancel operation %s (%s); it keeps running and is still tracked", name, c.Message)
+		}
+	}
+	set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, reason, msg)
+	set(opsv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+}
+
+// cancelWasSent reports whether a cancel reached the server before the operation was seen done.
+func cancelWasSent(st *opsv1.OptimizationOperationStatus) bool {
+	if st.Cancel == nil {
+		return false
+	}
+	switch st.Cancel.Outcome {
+	case opsv1.CancelAccepted, opsv1.CancelUnsupported, opsv1.CancelNotFound:
+		return true
+	}
+	return false
+}
