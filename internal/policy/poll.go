@@ -53,11 +53,12 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 	var d time.Duration
 	switch {
 	case in.Failure != nil && in.Failure.Kind == RateLimited:
-		// Quota is project-wide: never come back before the server's delay, and at least 30 s;
-		// repeated 429s double it, up to the operator's cap (not the resource's).
-		d = max(in.Failure.RetryAfter, MinRateLimitedDelay)
-		d = max(d, capped(backoff(MinRateLimitedDelay, in.Failures), c.Max))
-		return d // jitter would only shorten the server's request
+		// Quota is project-wide: come back no sooner than the server asked (RetryInfo), or
+		// after 30 s doubling with each 429 in a row when it did not say.
+		if in.Failure.RetryAfter > 0 {
+			return in.Failure.RetryAfter // jitter would only shorten the server's request
+		}
+		return max(capped(backoff(MinRateLimitedDelay, in.Failures), c.Max), MinRateLimitedDelay)
 	case in.Failure != nil && in.Failure.Kind.Permanent():
 		// A person must act; the reconciler is woken early by spec or secret changes.
 		return jitter(c.Max, in.Jitter)
