@@ -243,7 +243,11 @@ func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperatio
 	state.failed(now, f)
 	name := obj.Spec.OperationName
 	if f.Kind == policy.RateLimited {
-		r.Budget.Throttle(max(f.RetryAfter, policy.MinRateLimitedDelay))
+		pause := f.RetryAfter
+		if pause <= 0 {
+			pause = policy.MinRateLimitedDelay
+		}
+		r.Budget.Throttle(pause)
 	}
 	if f.Kind == policy.Auth {
 		state.refusedCreds = credsKey
