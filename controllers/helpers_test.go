@@ -1,0 +1,77 @@
+package controllers_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"testing"
+
+	lroauto "cloud.google.com/go/longrunning/autogen"
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"google.golang.org/api/option"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/routeopt/routeopt-operator/controllers"
+)
+
+type controllersOptions = controllers.Options
+
+const (
+	goodAccount = "solver@demo-project.iam.gserviceaccount.com"
+	badAccount  = "intruder@other-project.iam.gserviceaccount.com"
+)
+
+func toUnstructured(m map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: m}
+}
+
+// cancelViaGoogleAPI cancels an operation the way another tool would: with Google's own
+// client, straight against the API, not through the resource.
+func cancelViaGoogleAPI(t *testing.T, h *harness, name string) {
+	t.Helper()
+	c, err := lroauto.NewOperationsRESTClient(context.Background(),
+		option.WithEndpoint(h.emu.URL), option.WithoutAuthentication())
+	must(t, err)
+	defer func() { _ = c.Close() }()
+	must(t, c.CancelOperation(h.ctx, &longrunningpb.CancelOperationRequest{Name: name}))
+}
+
+// serviceAccountKey returns a service-account key file for email whose token_uri is the
+// emulator's OAuth2 endpoint: the operator then runs Google's real service-account flow.
+func serviceAccountKey(t *testing.T, h *harness, email string) []byte {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(t, err)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	must(t, err)
+	out, err := json.Marshal(map[string]string{
+		"type":           "service_account",
+		"project_id":     "demo-project",
+		"private_key_id": "test-key",
+		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":   email,
+		"client_id":      "1234567890",
+		"token_uri":      h.emu.URL + "/emulator/v1/token",
+	})
+	must(t, err)
+	return out
+}
+
+// putSecret creates or replaces a Secret in the harness namespace.
+func (h *harness) putSecret(name string, data map[string][]byte) {
+	h.t.Helper()
+	s := &corev1.Secret{}
+	if err := k8s.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, s); err == nil {
+		s.Data = data
+		must(h.t, k8s.Update(h.ctx, s))
+		return
+	}
+	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name}, Data: data}
+	must(h.t, k8s.Create(h.ctx, s))
+}
