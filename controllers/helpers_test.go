@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"testing"
+	"time"
 
 	lroauto "cloud.google.com/go/longrunning/autogen"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -75,3 +76,5 @@ func (h *harness) putSecret(name string, data map[string][]byte) {
 	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name}, Data: data}
 	must(h.t, k8s.Create(h.ctx, s))
 }
+
+func ptrDuration(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }

@@ -100,6 +100,12 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 	defer func() {
 		if err := r.patchStatus(ctx, orig, obj); err != nil {
 			retErr = errors.Join(retErr, err)
+			return
+		}
+		// A finished operation needs no cancel on deletion: release the finalizer once its
+		// terminal status is stored.
+		if obj.Status.Done {
+			retErr = errors.Join(retErr, r.reconcileFinalizer(ctx, obj))
 		}
 	}()
 

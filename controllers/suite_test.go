@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -99,6 +99,7 @@ type harness struct {
 	remote remote.Config
 	qps    float64
 	burst  int
+	auth   bool
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -121,7 +122,7 @@ func withBudget(qps float64, burst int) harnessOption {
 // credentials, instead of through the emulator convention that disables auth.
 func withAuth() harnessOption {
 	return func(h *harness, o *emulator.Options) {
-		h.remote.EmulatorHost = ""
+		h.auth = true
 		o.RequireToken = true
 		o.AcceptedTokens = []string{"emulator-token:" + goodAccount}
 	}
@@ -140,7 +141,7 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	t.Cleanup(h.emu.Close)
 	h.admin = &emulator.AdminClient{BaseURL: h.emu.URL}
 	host := strings.TrimPrefix(h.emu.URL, "http://")
-	if h.remote.EmulatorHost == "" && emuOpts.RequireToken {
+	if h.auth {
 		h.remote.Endpoint = h.emu.URL
 	} else {
 		h.remote.EmulatorHost = host

@@ -1,0 +1,236 @@
+package controllers_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/controllers"
+	"github.com/routeopt/routeopt-operator/internal/emulator"
+)
+
+func deletionPolicy(p opsv1.DeletionPolicy) func(*opsv1.OptimizationOperation) {
+	return func(o *opsv1.OptimizationOperation) { o.Spec.DeletionPolicy = p }
+}
+
+func (h *harness) delete(name string) {
+	h.t.Helper()
+	must(h.t, k8s.Delete(h.ctx, h.get(name)))
+}
+
+func TestDeletionOrphanSendsNothing(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("d", op)
+	o := h.waitState("d", opsv1.ReasonRunning)
+	if len(o.Finalizers) != 0 {
+		t.Errorf("Orphan resource has finalizers %v", o.Finalizers)
+	}
+	h.delete("d")
+	h.waitGone("d")
+	if n := h.calls(cancelPath, 0); n != 0 {
+		t.Errorf("cancel calls = %d, want 0", n)
+	}
+}
+
+func TestDeletionCancel(t *testing.T) {
+	tests := []struct {
+		name       string
+		emu        func(*emulator.Options)
+		creds      bool // reference a Secret that does not exist
+		wantCalls  int64
+		wantEvent  string
+		wantRemote bool // the remote operation ends cancelled
+	}{
+		{name: "accepted", wantCalls: 1, wantEvent: "CancelledOnDelete", wantRemote: true},
+		{name: "unimplemented", emu: func(o *emulator.Options) { o.CancelMode = emulator.CancelUnimplemented },
+			wantCalls: 1, wantEvent: "CancelOnDeleteFailed"},
+		{name: "bad-credentials", creds: true, wantCalls: 0, wantEvent: "CancelOnDeleteFailed"},
+		{name: "unavailable-until-timeout", emu: func(o *emulator.Options) { o.Faults.FailAll = true },
+			wantEvent: "CancelOnDeleteFailed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []harnessOption
+			if tc.emu != nil {
+				opts = append(opts, withEmulator(tc.emu))
+			}
+			h := newHarness(t, opts...)
+			op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+			h.apply("d", op, deletionPolicy(opsv1.DeletionPolicyCancel), func(o *opsv1.OptimizationOperation) {
+				if tc.creds {
+					o.Spec.CredentialsSecretRef = &opsv1.SecretKeySelector{Name: "absent"}
+				}
+			})
+			h.waitFor("d", "finalized", func(o *opsv1.OptimizationOperation) bool {
+				return controllerutil.ContainsFinalizer(o, controllers.Finalizer) && len(o.Status.Conditions) > 0
+			})
+			h.delete("d")
+			h.waitGone("d")
+			if tc.wantCalls > 0 {
+				if n := h.calls(cancelPath, 0); n != tc.wantCalls {
+					t.Errorf("cancel calls = %d, want %d", n, tc.wantCalls)
+				}
+			}
+			if tc.name == "unavailable-until-timeout" && h.calls(cancelPath, 503) < 2 {
+				t.Errorf("a transient failure was not retried: %d calls", h.calls(cancelPath, 503))
+			}
+			h.waitEvent("d", tc.wantEvent)
+			info, err := h.admin.GetOperation(h.ctx, op)
+			must(t, err)
+			if cancelled := info.Done && info.ErrorCode == 1; cancelled != tc.wantRemote {
+				t.Errorf("remote operation cancelled = %v, want %v (%+v)", cancelled, tc.wantRemote, info)
+			}
+		})
+	}
+}
+
+func TestFinalizerFollowsPolicyAndCompletion(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("d", op, deletionPolicy(opsv1.DeletionPolicyCancel))
+	h.waitFor("d", "finalized", func(o *opsv1.OptimizationOperation) bool {
+		return controllerutil.ContainsFinalizer(o, controllers.Finalizer)
+	})
+	must(t, h.admin.Finish(h.ctx, op))
+	h.waitState("d", opsv1.ReasonSucceeded)
+	h.waitFor("d", "finalizer released", func(o *opsv1.OptimizationOperation) bool { return len(o.Finalizers) == 0 })
+	h.delete("d")
+	h.waitGone("d")
+	if n := h.calls(cancelPath, 0); n != 0 {
+		t.Errorf("cancel sent for a finished operation: %d", n)
+	}
+}
+
+func TestCredentialsFromSecret(t *testing.T) {
+	h := newHarness(t, withAuth())
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	ref := func(o *opsv1.OptimizationOperation) {
+		o.Spec.CredentialsSecretRef = &opsv1.SecretKeySelector{Name: "sa", Key: "key.json"}
+	}
+	h.apply("a", op, ref)
+
+	// 1. The Secret does not exist.
+	o := h.waitReady("a", opsv1.ReasonAuthFailed)
+	expect(t, o, "Unknown/Pending", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
+	if msg := findCond(o, opsv1.ConditionReady); !strings.Contains(msg, "sa") || !strings.Contains(msg, "does not exist") {
+		t.Errorf("message does not say what to fix: %q", msg)
+	}
+
+	// 2. The Secret has the wrong key.
+	h.putSecret("sa", map[string][]byte{"credentials.json": serviceAccountKey(t, h, goodAccount)})
+	o = h.waitFor("a", "wrong-key message", func(o *opsv1.OptimizationOperation) bool {
+		return strings.Contains(findCond(o, opsv1.ConditionReady), `no key "key.json"`)
+	})
+	if !strings.Contains(findCond(o, opsv1.ConditionReady), "credentials.json") {
+		t.Errorf("message does not list the keys present: %q", findCond(o, opsv1.ConditionReady))
+	}
+
+	// 3. A key of an account the API refuses: the server answers 403.
+	h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, badAccount)})
+	o = h.waitFor("a", "permission denied", func(o *opsv1.OptimizationOperation) bool {
+		return strings.Contains(findCond(o, opsv1.ConditionReady), "PERMISSION_DENIED")
+	})
+	expect(t, o, "Unknown/Pending", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
+	denied := h.calls(getPath, 403)
+
+	// 4. Fixing the Secret is noticed without waiting for the backoff.
+	h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, goodAccount)})
+	o = h.waitState("a", opsv1.ReasonRunning)
+	expect(t, o, "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
+	if n := h.calls(getPath, 403); n > denied+1 {
+		t.Errorf("refused credentials were retried %d more times instead of backing off", n-denied)
+	}
+}
+
+func TestMissingTokenIsAuthFailed(t *testing.T) {
+	// The emulator convention sends no credentials; an endpoint that requires them answers
+	// 401 UNAUTHENTICATED.
+	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.RequireToken = true }))
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("a", op)
+	o := h.waitReady("a", opsv1.ReasonAuthFailed)
+	if !strings.Contains(findCond(o, opsv1.ConditionReady), "UNAUTHENTICATED") {
+		t.Errorf("Ready message = %q", findCond(o, opsv1.ConditionReady))
+	}
+}
+
+func TestNoApplicationDefaultCredentials(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+	h := newHarness(t, withAuth())
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("a", op)
+	o := h.waitReady("a", opsv1.ReasonAuthFailed)
+	expect(t, o, "Unknown/Pending", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
+	if msg := findCond(o, opsv1.ConditionReady); !strings.Contains(msg, "Workload Identity") {
+		t.Errorf("Ready message does not say what to fix: %q", msg)
+	}
+	if n := h.calls(getPath, 0); n != 0 {
+		t.Errorf("%d calls sent without credentials", n)
+	}
+}
+
+func TestStatusWrittenOnlyOnChange(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("w", op, func(o *opsv1.OptimizationOperation) { o.Spec.PollInterval = ptrDuration(100 * time.Millisecond) })
+	o := h.waitState("w", opsv1.ReasonRunning)
+	rv := o.ResourceVersion
+	start := h.calls(getPath, 200)
+	for h.calls(getPath, 200) < start+20 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	o = h.get("w")
+	if o.ResourceVersion != rv {
+		t.Errorf("status written during %d polls that learned nothing: resourceVersion %s -> %s (%s)",
+			h.calls(getPath, 200)-start, rv, o.ResourceVersion, describe(o))
+	}
+	t.Logf("%d polls of a running operation, 0 writes", h.calls(getPath, 200)-start)
+}
+
+func TestRestartBetweenCancelRequestAndSend(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("r", op)
+	h.waitState("r", opsv1.ReasonRunning)
+
+	h.stopManager()
+	h.cancel("r") // requested while no operator runs
+	if n := h.calls(cancelPath, 0); n != 0 {
+		t.Fatalf("cancel sent with the operator stopped: %d", n)
+	}
+	h.startManager()
+	o := h.waitState("r", opsv1.ReasonCancelled)
+	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+
+	// A second restart after the outcome is recorded sends nothing more.
+	h.stopManager()
+	h.startManager()
+	h.patchSpec("r", `{"spec":{"pollInterval":"1s"}}`)
+	h.waitFor("r", "observed", func(o *opsv1.OptimizationOperation) bool { return o.Status.ObservedGeneration == o.Generation })
+	if n := h.calls(cancelPath, 0); n != 1 {
+		t.Errorf("cancel calls = %d, want exactly 1", n)
+	}
+}
+
+func TestObservedGenerationFollowsSpec(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("g", op)
+	h.waitState("g", opsv1.ReasonRunning)
+	h.patchSpec("g", `{"spec":{"pollInterval":"30s"}}`)
+	o := h.waitFor("g", "observed", func(o *opsv1.OptimizationOperation) bool { return o.Status.ObservedGeneration == o.Generation })
+	for _, c := range o.Status.Conditions {
+		if c.ObservedGeneration != o.Generation {
+			t.Errorf("%s observedGeneration %d, want %d", c.Type, c.ObservedGeneration, o.Generation)
+		}
+	}
+	if c := meta.FindStatusCondition(o.Status.Conditions, opsv1.ConditionSucceeded); c == nil || c.Reason != opsv1.ReasonRunning {
+		t.Errorf("state changed: %s", describe(o))
+	}
+}
