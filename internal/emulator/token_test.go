@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	lroauto "cloud.google.com/go/longrunning/autogen"
-	routeoptimization "cloud.google.com/go/maps/routeoptimization/apiv1"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	routeoptimization "cloud.google.com/go/maps/routeoptimization/apiv1"
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routeopt/routeopt-operator/internal/emulator"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of run's
+// logger and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--cancel-mode", "ignored", "--fault", "GetOperation:latency=1ms"}, &stdout, &stderr, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v (%s)", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not start")
+	}
+	want := "routeopt-emulator listening on http://" + addr + "\nexport ROUTEOPTIMIZATION_EMULATOR_HOST=" + addr + "\n"
+	if stdout.String() != want || strings.HasSuffix(addr, ":0") {
+		t.Errorf("stdout = %q, want %q", stdout.String(), want)
+	}
+
+	admin := &emulator.AdminClient{BaseURL: "http://" + addr}
+	cfg, err := admin.Config(ctx)
+	if err != nil || *cfg.CancelMode != emulator.CancelIgnored {
+		t.Fatalf("Config = %+v, %v", cfg, err)
+	}
+	f, err := admin.Faults(ctx)
+	if err != nil || f.Methods[emulator.MethodGetOperation].Latency != time.Millisecond {
+		t.Fatalf("Faults = %+v, %v", f, err)
+	}
+	resp, err := http.Get("http://" + addr + "/v1/projects/p/locations/global/operations/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET unknown operation: %d", resp.StatusCode)
+	}
+
+	cancel() // as SIGTERM does through signal.NotifyContext
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not shut down")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(t *testing.T, c *config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c *config) {
+			o := c.opts
+			if c.listen != "127.0.0.1:8085" || o.CancelMode != emulator.CancelSupported || o.CancelDelay != 0 ||
+				o.BatchDuration != 30*time.Second || o.LongRunningDuration != 10*time.Second || o.Retention != time.Hour || o.RequireToken {
+				t.Errorf("defaults = %+v listen %s", o, c.listen)
+			}
+		}},
+		{name: "faults and tokens", args: []string{
+			"--fault", "*:unavailable=0.1,resourceExhausted=0.2,retryDelay=5s", "--fault", "GetOperation:failNext=2,latency=10ms",
+			"--fail-all", "--require-token", "--accepted-tokens", "a, b", "--seed", "9",
+		}, check: func(t *testing.T, c *config) {
+			f := c.opts.Faults
+			if !f.FailAll || f.Methods["*"].ResourceExhausted != 0.2 || f.Methods["*"].RetryDelay != 5*time.Second ||
+				f.Methods["GetOperation"].FailNext != 2 || len(c.opts.AcceptedTokens) != 2 || c.opts.Seed != 9 {
+				t.Errorf("parsed = %+v", c.opts)
+			}
+		}},
+		{name: "bad cancel mode", args: []string{"--cancel-mode", "maybe"}, wantErr: true},
+		{name: "bad fault method", args: []string{"--fault", "Teleport:internal=1"}, wantErr: true},
+		{name: "bad fault rate", args: []string{"--fault", "*:internal=2"}, wantErr: true},
+		{name: "bad fault key", args: []string{"--fault", "*:explode=1"}, wantErr: true},
+		{name: "stray argument", args: []string{"serve"}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseFlags(tc.args, io.Discard)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if tc.check != nil {
+				tc.check(t, c)
+			}
+		})
+	}
+}

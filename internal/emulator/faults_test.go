@@ -1,0 +1,101 @@
+package emulator
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// sequence returns the outcome codes of n decisions for method.
+func sequence(fi *faultInjector, method string, n int) []codes.Code {
+	out := make([]codes.Code, n)
+	for i := range out {
+		if _, err := fi.decide(method); err != nil {
+			out[i] = err.code
+		}
+	}
+	return out
+}
+
+func TestFaultsDeterministicUnderSeed(t *testing.T) {
+	f := Faults{Methods: map[string]MethodFault{"*": {Unavailable: 0.2, ResourceExhausted: 0.2, Internal: 0.1}}}
+	a := newFaultInjector(7, f)
+	b := newFaultInjector(7, f)
+	// Traffic to another method must not shift GetOperation's sequence.
+	sequence(b, MethodCancelOperation, 13)
+	sa, sb := sequence(a, MethodGetOperation, 200), sequence(b, MethodGetOperation, 200)
+	counts := map[codes.Code]int{}
+	for i := range sa {
+		if sa[i] != sb[i] {
+			t.Fatalf("decision %d differs under the same seed: %v vs %v", i, sa[i], sb[i])
+		}
+		counts[sa[i]]++
+	}
+	for _, c := range []codes.Code{codes.OK, codes.Unavailable, codes.ResourceExhausted, codes.Internal} {
+		if counts[c] == 0 {
+			t.Errorf("no %v in 200 draws: %v", c, counts)
+		}
+	}
+	// Setting the same faults again restarts the streams.
+	a.set(f)
+	if again := sequence(a, MethodGetOperation, 200); !equalCodes(again, sa) {
+		t.Error("set did not restart the random stream")
+	}
+	if other := sequence(newFaultInjector(8, f), MethodGetOperation, 200); equalCodes(other, sa) {
+		t.Error("different seeds gave the same sequence")
+	}
+}
+
+func equalCodes(a, b []codes.Code) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+func TestFaultPrecedence(t *testing.T) {
+	fi := newFaultInjector(1, Faults{Methods: map[string]MethodFault{
+		"*":                {Internal: 1, Latency: time.Second},
+		MethodGetOperation: {FailNext: 2},
+	}})
+	want := []codes.Code{codes.Unavailable, codes.Unavailable, codes.OK}
+	if got := sequence(fi, MethodGetOperation, 3); !equalCodes(got, want) {
+		t.Errorf("GetOperation = %v, want %v (own entry overrides *)", got, want)
+	}
+	lat, err := fi.decide(MethodListOperations)
+	if err == nil || err.code != codes.Internal || lat != time.Second {
+		t.Errorf("ListOperations = %v, %v; want Internal after 1s from *", lat, err)
+	}
+	if left := fi.get().Methods[MethodGetOperation].FailNext; left != 0 {
+		t.Errorf("FailNext left = %d", left)
+	}
+	fi.set(Faults{FailAll: true})
+	if _, err := fi.decide(MethodBatchOptimizeTours); err == nil || err.code != codes.Unavailable {
+		t.Errorf("FailAll = %v", err)
+	}
+}
+
+func TestFaultsValidate(t *testing.T) {
+	bad := []Faults{
+		{Methods: map[string]MethodFault{"Nope": {}}},
+		{Methods: map[string]MethodFault{"*": {Unavailable: 1.5}}},
+		{Methods: map[string]MethodFault{"*": {Unavailable: 0.6, Internal: 0.6}}},
+		{Methods: map[string]MethodFault{"*": {Latency: -time.Second}}},
+	}
+	for _, f := range bad {
+		if f.Validate() == nil {
+			t.Errorf("Validate(%+v) accepted", f)
+		}
+	}
+}
+
+func TestHTTPStatusNeverCancelled499(t *testing.T) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if s := httpStatus(c); s == 499 || s < 200 || s > 599 {
+			t.Errorf("httpStatus(%v) = %d", c, s)
+		}
+	}
+}
