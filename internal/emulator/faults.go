@@ -104,48 +104,64 @@ func (fi *faultInjector) get() Faults {
 	return fi.faults.clone()
 }
 
-// decide returns the latency to add and the error to answer (nil for none).
-func (fi *faultInjector) decide(method string) (time.Duration, *apiError) {
+// entry returns the configuration that applies to method; fi.mu must be
+// held. A method's own entry replaces the "*" entry entirely.
+func (fi *faultInjector) entry(method string) (key string, mf MethodFault, ok bool) {
+	if mf, ok := fi.faults.Methods[method]; ok {
+		return method, mf, true
+	}
+	mf, ok = fi.faults.Methods[AllMethods]
+	return AllMethods, mf, ok
+}
+
+// latency returns the delay to add to a call of method.
+func (fi *faultInjector) latency(method string) time.Duration {
 	if !fi.active.Load() {
-		return 0, nil
+		return 0
+	}
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	_, mf, _ := fi.entry(method)
+	return mf.Latency
+}
+
+// decide returns the error to inject into a call of method, or nil.
+func (fi *faultInjector) decide(method string) *apiError {
+	if !fi.active.Load() {
+		return nil
 	}
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
 
-	key := method
-	mf, ok := fi.faults.Methods[key]
-	if !ok {
-		key = AllMethods
-		mf, ok = fi.faults.Methods[key]
-	}
 	if fi.faults.FailAll {
-		return mf.Latency, errUnavailable(method)
+		return errUnavailable(method)
 	}
+	key, mf, ok := fi.entry(method)
 	if !ok {
-		return 0, nil
+		return nil
 	}
 	if mf.FailNext > 0 {
 		mf.FailNext--
 		fi.faults.Methods[key] = mf
-		return mf.Latency, errUnavailable(method)
+		return errUnavailable(method)
 	}
 	if mf.Unavailable+mf.ResourceExhausted+mf.Internal == 0 {
-		return mf.Latency, nil
+		return nil
 	}
 	u := fi.rng(method).Float64()
 	switch {
 	case u < mf.Unavailable:
-		return mf.Latency, errUnavailable(method)
+		return errUnavailable(method)
 	case u < mf.Unavailable+mf.ResourceExhausted:
 		d := mf.RetryDelay
 		if d == 0 {
 			d = DefaultRetryDelay
 		}
-		return mf.Latency, errResourceExhausted(method, d)
+		return errResourceExhausted(method, d)
 	case u < mf.Unavailable+mf.ResourceExhausted+mf.Internal:
-		return mf.Latency, errInternal(method)
+		return errInternal(method)
 	}
-	return mf.Latency, nil
+	return nil
 }
 
 // rng returns the method's random stream; fi.mu must be held.

@@ -11,7 +11,7 @@ import (
 func sequence(fi *faultInjector, method string, n int) []codes.Code {
 	out := make([]codes.Code, n)
 	for i := range out {
-		if _, err := fi.decide(method); err != nil {
+		if err := fi.decide(method); err != nil {
 			out[i] = err.code
 		}
 	}
@@ -65,15 +65,18 @@ func TestFaultPrecedence(t *testing.T) {
 	if got := sequence(fi, MethodGetOperation, 3); !equalCodes(got, want) {
 		t.Errorf("GetOperation = %v, want %v (own entry overrides *)", got, want)
 	}
-	lat, err := fi.decide(MethodListOperations)
+	lat, err := fi.latency(MethodListOperations), fi.decide(MethodListOperations)
 	if err == nil || err.code != codes.Internal || lat != time.Second {
 		t.Errorf("ListOperations = %v, %v; want Internal after 1s from *", lat, err)
+	}
+	if lat := fi.latency(MethodGetOperation); lat != 0 {
+		t.Errorf("GetOperation latency = %v, want 0 (own entry has none)", lat)
 	}
 	if left := fi.get().Methods[MethodGetOperation].FailNext; left != 0 {
 		t.Errorf("FailNext left = %d", left)
 	}
 	fi.set(Faults{FailAll: true})
-	if _, err := fi.decide(MethodBatchOptimizeTours); err == nil || err.code != codes.Unavailable {
+	if err := fi.decide(MethodBatchOptimizeTours); err == nil || err.code != codes.Unavailable {
 		t.Errorf("FailAll = %v", err)
 	}
 }

@@ -74,16 +74,15 @@ func (s *Server) serveGoogle(w http.ResponseWriter, r *http.Request) {
 // method itself.
 func (s *Server) handleGoogle(w http.ResponseWriter, r *http.Request, rt *route) {
 	cfg := s.settings.Load()
-	latency, fault := s.faults.decide(rt.method)
-	if latency > 0 {
-		sleep(r.Context(), latency)
+	if d := s.faults.latency(rt.method); d > 0 {
+		sleep(r.Context(), d)
 	}
 	if err := authorize(r, cfg, rt.method); err != nil {
 		writeError(w, err)
 		return
 	}
-	if fault != nil {
-		writeError(w, fault)
+	if err := s.faults.decide(rt.method); err != nil {
+		writeError(w, err)
 		return
 	}
 	if rt.invalid != nil {
