@@ -26,6 +26,17 @@ func cancelPending(obj *opsv1.OptimizationOperation) bool {
 	return obj.Spec.Cancel && !obj.Status.Done && (obj.Status.Cancel == nil || obj.Status.Cancel.Outcome == "")
 }
 
+// followCancelFor is how long after an accepted cancel the reads that confirm it share the
+// cancel's priority.
+const followCancelFor = time.Minute
+
+// followingCancel reports whether obj's reads are confirming a recently accepted cancel.
+func (r *OptimizationOperationReconciler) followingCancel(obj *opsv1.OptimizationOperation, now time.Time) bool {
+	c := obj.Status.Cancel
+	return obj.Spec.Cancel && !obj.Status.Done && c != nil && c.Outcome == opsv1.CancelAccepted &&
+		c.RequestedAt != nil && now.Sub(c.RequestedAt.Time) < followCancelFor
+}
+
 // reconcileFinalizer keeps the finalizer exactly while deletion would have to send a cancel.
 func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context, obj *opsv1.OptimizationOperation) error {
 	want := obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel && !obj.Status.Done
@@ -147,7 +158,7 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 	}
 
 	prio := budget.Poll
-	if cancelPending(obj) {
+	if cancelPending(obj) || r.followingCancel(obj, now) {
 		prio = budget.Urgent
 	}
 	op, res, err := r.get(ctx, ops, obj, state, prio)

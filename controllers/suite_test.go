@@ -317,14 +317,22 @@ func (h *harness) events(name string) map[string]int {
 
 func (h *harness) waitEvent(name, reason string) {
 	h.t.Helper()
+	h.waitAnyEvent([]string{name}, reason)
+}
+
+// waitAnyEvent waits for an event with reason about any of the named objects.
+func (h *harness) waitAnyEvent(names []string, reason string) {
+	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if h.events(name)[reason] > 0 {
-			return
+		for _, name := range names {
+			if h.events(name)[reason] > 0 {
+				return
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	h.t.Fatalf("no %s event for %s/%s; events: %v", reason, h.ns, name, h.events(name))
+	h.t.Fatalf("no %s event for %s/%v; events of the first: %v", reason, h.ns, names, h.events(names[0]))
 }
 
 func describe(o *opsv1.OptimizationOperation) string {

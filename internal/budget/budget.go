@@ -54,9 +54,11 @@ type Budget struct {
 func New(qps float64, burst int) *Budget {
 	burst = max(burst, 1)
 	return &Budget{
-		lim:     rate.NewLimiter(rate.Limit(qps), burst),
-		base:    rate.Limit(qps),
-		reserve: min(float64(burst)/4, 5),
+		lim:  rate.NewLimiter(rate.Limit(qps), burst),
+		base: rate.Limit(qps),
+		// The reserve must leave a poll at least one token of the bucket, or a burst of 1
+		// would starve polls.
+		reserve: min(float64(burst)/4, 5, float64(burst)-1),
 		waiting: map[string]struct{}{},
 		now:     time.Now,
 		rand:    rand.Float64,

@@ -98,9 +98,16 @@ func Classify(err error) Failure {
 		return Failure{Kind: Transient, Code: codes.Canceled, Message: err.Error()}
 	}
 	f := Failure{Code: codes.Unknown, Message: err.Error()}
-	if ae, ok := apierror.FromError(err); ok {
+	// The client returns *apierror.APIError, usually wrapped with context. Parse it afresh
+	// only when it is absent: a re-parse of the wrapped text would lose the HTTP details that
+	// carry RetryInfo.
+	var ae *apierror.APIError
+	if !errors.As(err, &ae) {
+		ae, _ = apierror.FromError(err)
+	}
+	if ae != nil {
 		f.Code = ae.GRPCStatus().Code()
-		if msg := ae.GRPCStatus().Message(); msg != "" {
+		if msg := ae.Message(); msg != "" {
 			f.Message = msg
 		}
 		if ri := ae.Details().RetryInfo; ri != nil && ri.GetRetryDelay() != nil {

@@ -61,7 +61,9 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 		return max(capped(backoff(MinRateLimitedDelay, in.Failures), c.Max), MinRateLimitedDelay)
 	case in.Failure != nil && in.Failure.Kind.Permanent():
 		// A person must act; the reconciler is woken early by spec or secret changes.
-		return jitter(c.Max, in.Jitter)
+		// spec.pollInterval does not shorten this: it paces a running operation, not retries
+		// of a call that cannot succeed.
+		return clamp(jitter(c.Max, in.Jitter), c.Min, max(c.Max, c.Min))
 	case in.Failure != nil:
 		d = capped(backoff(c.Min, in.Failures), ceiling)
 	case in.CancelRequestedAt != nil:
@@ -71,8 +73,11 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 		age := max(in.Now.Sub(in.Started), 0)
 		d = capped(max(time.Duration(float64(age)*c.AgeFactor), c.Min), ceiling)
 	}
-	return max(jitter(d, in.Jitter), c.Min)
+	return clamp(jitter(d, in.Jitter), c.Min, ceiling)
 }
+
+// clamp keeps jitter from pushing a wait outside [lo, hi].
+func clamp(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }
 
 // backoff doubles base for each failure after the first.
 func backoff(base time.Duration, failures int) time.Duration {

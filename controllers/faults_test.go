@@ -1,0 +1,110 @@
+package controllers_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/emulator"
+)
+
+// startFleet creates n running operations and their resources and waits until all run.
+func (h *harness) startFleet(n int) []string {
+	h.t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("op-%d", i)
+		op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+		h.apply(names[i], op, func(o *opsv1.OptimizationOperation) { o.Spec.PollInterval = ptrDuration(200 * time.Millisecond) })
+	}
+	for _, name := range names {
+		h.waitState(name, opsv1.ReasonRunning)
+	}
+	return names
+}
+
+// totalCalls counts every remote call the emulator answered.
+func (h *harness) totalCalls() int64 { return h.calls(getPath, 0) + h.calls(cancelPath, 0) }
+
+// checkBudget asserts the token bucket's bound: at most burst + qps * elapsed calls.
+func (h *harness) checkBudget(calls int64, elapsed time.Duration) {
+	h.t.Helper()
+	limit := float64(h.burst) + h.qps*elapsed.Seconds()
+	if float64(calls) > limit+1 {
+		h.t.Errorf("%d calls in %s exceed the budget of %d burst + %v/s = %.0f", calls, elapsed, h.burst, h.qps, limit)
+	}
+	h.t.Logf("%d calls in %s (budget allows %.0f)", calls, elapsed.Round(time.Millisecond), limit)
+}
+
+func TestRateLimitedKeepsConditionsAndBudget(t *testing.T) {
+	h := newHarness(t, withBudget(5, 5))
+	names := h.startFleet(6)
+
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
+		emulator.MethodGetOperation: {ResourceExhausted: 1, RetryDelay: 700 * time.Millisecond},
+	}}))
+	start, before := time.Now(), h.totalCalls()
+	for h.calls(getPath, 429) < 8 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, name := range names {
+		o := h.get(name)
+		expect(t, o, "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
+	}
+	h.waitAnyEvent(names, "RemoteError")
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
+	ok := h.calls(getPath, 200)
+	for h.calls(getPath, 200) < ok+int64(len(names)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.checkBudget(h.totalCalls()-before, time.Since(start))
+	for _, name := range names {
+		expect(t, h.get(name), "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
+	}
+}
+
+func TestUnavailableStormDoesNotFlipConditions(t *testing.T) {
+	h := newHarness(t, withBudget(10, 10))
+	names := h.startFleet(4)
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{FailAll: true}))
+	start, before := time.Now(), h.totalCalls()
+	for h.calls(getPath, 503) < 12 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, name := range names {
+		expect(t, h.get(name), "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
+	}
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
+	h.checkBudget(h.totalCalls()-before, time.Since(start))
+	h.waitAnyEvent(names, "RemoteError")
+}
+
+func TestLongOutageIsRemoteUnavailableThenRecovers(t *testing.T) {
+	h := newHarness(t, withOptions(func(o *controllersOptions) { o.RemoteUnavailableAfter = 500 * time.Millisecond }))
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("u", op)
+	h.waitState("u", opsv1.ReasonRunning)
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{FailAll: true}))
+	o := h.waitReady("u", opsv1.ReasonRemoteUnavailable)
+	expect(t, o, "Unknown/Running", "False/RemoteUnavailable", "absent", status.InProgressStatus)
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
+	o = h.waitReady("u", opsv1.ReasonRunning)
+	expect(t, o, "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
+	h.waitEvent("u", opsv1.ReasonRemoteUnavailable)
+}
+
+func TestCancelJumpsTheQueue(t *testing.T) {
+	// A budget of one call a second is spent by the fleet's polls; the cancel still goes out
+	// and is confirmed at once, because polls leave a reserve only cancels may use.
+	h := newHarness(t, withBudget(2, 8))
+	names := h.startFleet(8)
+	h.cancel(names[3])
+	o := h.waitState(names[3], opsv1.ReasonCancelled)
+	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	if n := h.calls(cancelPath, 0); n != 1 {
+		t.Errorf("cancel calls = %d, want 1", n)
+	}
+}
