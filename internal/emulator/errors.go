@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -148,18 +147,6 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// statusProto converts to a google.rpc.Status, the shape stored in
-// Operation.error.
-func (e *apiError) statusProto() *spb.Status {
-	s := &spb.Status{Code: int32(e.code), Message: e.message}
-	for _, d := range e.details {
-		if a, err := anypb.New(d); err == nil {
-			s.Details = append(s.Details, a)
-		}
-	}
-	return s
 }
 
 // errorInfo builds the google.rpc.ErrorInfo Google attaches to most errors.

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -68,9 +67,7 @@ func (c CreateOperationRequest) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads Duration written as a string.
 func (c *CreateOperationRequest) UnmarshalJSON(b []byte) error {
 	var j createOperationJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
+	if err := strictUnmarshal(b, &j); err != nil {
 		return err
 	}
 	*c = CreateOperationRequest{j.Name, j.Project, j.Location, j.Kind,

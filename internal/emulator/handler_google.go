@@ -476,7 +476,15 @@ func (s *Server) createOperation(name string, p parent, kind string, duration ti
 	if name != "" {
 		op.name = name
 		if !s.store.insert(op) {
-			return nil, newError(codes.AlreadyExists, "Operation %s already exists.", name)
+			// The name may belong to an operation past retention that no
+			// read has dropped yet; it is free again.
+			if old, aerr := s.lockLive(name, now, s.settings.Load().retention); aerr == nil {
+				old.mu.Unlock()
+				return nil, newError(codes.AlreadyExists, "Operation %s already exists.", name)
+			}
+			if !s.store.insert(op) {
+				return nil, newError(codes.AlreadyExists, "Operation %s already exists.", name)
+			}
 		}
 	} else {
 		for {

@@ -1,10 +1,19 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
 )
+
+// strictUnmarshal decodes JSON rejecting unknown fields, so that a typo in
+// an admin request ("unavailableRate") is an error rather than silently ignored.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
 
 // The admin API writes durations as Go duration strings ("2s", "1m30s",
 // "3.5s") so that JSON written by hand or by curl reads naturally. A bare
@@ -63,7 +72,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads durations written as strings.
 func (c *Config) UnmarshalJSON(b []byte) error {
 	var j configJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictUnmarshal(b, &j); err != nil {
 		return err
 	}
 	*c = Config{
@@ -103,7 +112,7 @@ func (f MethodFault) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads durations written as strings.
 func (f *MethodFault) UnmarshalJSON(b []byte) error {
 	var j methodFaultJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictUnmarshal(b, &j); err != nil {
 		return err
 	}
 	*f = MethodFault{

@@ -212,9 +212,9 @@ func errInvalidName(name string) *apiError {
 
 // clip bounds user input echoed in error messages.
 func clip(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "..."
+	const limit = 200
+	if len(s) > limit {
+		return s[:limit] + "..."
 	}
 	return s
 }

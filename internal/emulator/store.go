@@ -91,17 +91,6 @@ func (s *store) all() []*operation {
 	return out
 }
 
-func (s *store) len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		n += len(sh.ops)
-		sh.mu.RUnlock()
-	}
-	return n
-}
-
 func (s *store) clear() {
 	for i := range s.shards {
 		sh := &s.shards[i]

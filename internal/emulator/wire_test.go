@@ -161,7 +161,7 @@ func TestWireErrors(t *testing.T) {
 		{"unknown URL", "GET", "v2beta/things", "", 404, "NOT_FOUND"},
 		{"unknown verb", "POST", "projects/p:optimizeEverything", "{}", 404, "NOT_FOUND"},
 		{"bad parent", "POST", "projects/p/zones/z:batchOptimizeTours", "{}", 400, "INVALID_ARGUMENT"},
-		{"unknown body field", "POST", "projects/p:optimizeToursLongRunning", `{"modle":{}}`, 400, "INVALID_ARGUMENT"},
+		{"unknown body field", "POST", "projects/p:optimizeToursLongRunning", `{"shipmentModel":{}}`, 400, "INVALID_ARGUMENT"},
 		{"body not JSON", "POST", "projects/p:optimizeToursLongRunning", `model=1`, 400, "INVALID_ARGUMENT"},
 		{"batch missing format", "POST", "projects/p:batchOptimizeTours", `{"modelConfigs":[{"inputConfig":{"gcsSource":{"uri":"gs://a"}},"outputConfig":{"gcsDestination":{"uri":"gs://b"}}}]}`, 400, "INVALID_ARGUMENT"},
 		{"negative timeout", "POST", "projects/p:optimizeToursLongRunning", `{"timeout":"-1s"}`, 400, "INVALID_ARGUMENT"},
@@ -245,5 +245,40 @@ func TestTokenEndpointErrors(t *testing.T) {
 				t.Fatalf("%d %v, want 400 %s", code, body, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestAdminStrictJSON(t *testing.T) {
+	e := newEnv(t, emulator.Options{})
+	for _, tc := range []struct{ path, body string }{
+		{"faults", `{"methods":{"*":{"unavailableRate":1}}}`},
+		{"faults", `{"methods":{"*":{"latency":5}}}`},
+		{"config", `{"cancelStyle":"ignored"}`},
+		{"config", `{"retention":"0s"}`},
+	} {
+		code, _, body := call(t, "PUT", e.url+"/emulator/v1/"+tc.path, tc.body)
+		if code != 400 {
+			t.Errorf("PUT %s %s: %d %v, want 400", tc.path, tc.body, code, body)
+		}
+	}
+	code, _, _ := call(t, "POST", e.url+"/emulator/v1/operations", `{"durration":"1s"}`)
+	if code != 400 {
+		t.Errorf("create with unknown field: %d, want 400", code)
+	}
+}
+
+func TestAdminNameReusableAfterRetention(t *testing.T) {
+	e := newEnv(t, emulator.Options{Retention: time.Minute})
+	ctx := testContext(t)
+	req := emulator.CreateOperationRequest{Name: "projects/p/locations/l/operations/reused"}
+	if _, err := e.admin.CreateOperation(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CreateOperation(ctx, req); err == nil {
+		t.Fatal("second create of a live name succeeded")
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := e.admin.CreateOperation(ctx, req); err != nil {
+		t.Fatalf("create after the first expired: %v", err)
 	}
 }
