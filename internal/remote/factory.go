@@ -211,4 +211,3 @@ func (o *observed) Cancel(ctx context.Context, name string) error {
 	o.obs("CancelOperation", err, time.Since(start))
 	return err
 }
-
