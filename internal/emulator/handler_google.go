@@ -338,11 +338,11 @@ func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, prefix s
 }
 
 func writeProto(w http.ResponseWriter, m proto.Message, enumNumbers bool) *apiError {
-	b, err := marshalOptions(enumNumbers).Marshal(m)
+	b, err := marshalJSON(m, enumNumbers)
 	if err != nil {
 		return newError(codes.Internal, "encode response: %v", err)
 	}
-	writeJSON(w, http.StatusOK, append(b, '\n'))
+	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 

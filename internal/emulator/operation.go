@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -86,17 +88,23 @@ func (o *operation) proto() *longrunningpb.Operation {
 	return p
 }
 
-// Google's frontends pretty-print JSON with two-space indentation.
-var (
-	marshalNames   = protojson.MarshalOptions{Multiline: true, Indent: "  "}
-	marshalNumbers = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseEnumNumbers: true}
-)
-
-func marshalOptions(enumNumbers bool) protojson.MarshalOptions {
-	if enumNumbers {
-		return marshalNumbers
+// marshalJSON encodes m the way Google's frontends print JSON: two-space
+// indentation, fields in proto order, lowerCamelCase names, enums as names or
+// (when asked) numbers. protojson deliberately varies its whitespace between
+// builds, so its compact output is re-indented with encoding/json to keep
+// the bytes stable.
+func marshalJSON(m proto.Message, enumNumbers bool) ([]byte, error) {
+	b, err := protojson.MarshalOptions{UseEnumNumbers: enumNumbers}.Marshal(m)
+	if err != nil {
+		return nil, err
 	}
-	return marshalNames
+	var out bytes.Buffer
+	out.Grow(len(b) + len(b)/2)
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
 
 // render returns the Operation JSON of the current state. o.mu must be held.
@@ -108,11 +116,10 @@ func (o *operation) render(enumNumbers bool) ([]byte, error) {
 	if b := o.rendered[i]; b != nil {
 		return b, nil
 	}
-	b, err := marshalOptions(enumNumbers).Marshal(o.proto())
+	b, err := marshalJSON(o.proto(), enumNumbers)
 	if err != nil {
 		return nil, fmt.Errorf("encode operation %s: %w", o.name, err)
 	}
-	b = append(b, '\n')
 	o.rendered[i] = b
 	return b, nil
 }

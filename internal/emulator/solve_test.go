@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	rpb "cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
@@ -61,5 +63,24 @@ func TestSolve(t *testing.T) {
 				t.Fatalf("round trip: %v", err)
 			}
 		})
+	}
+}
+
+// TestMarshalJSONStable checks the encoding is canonical two-space JSON, not
+// protojson's deliberately build-dependent whitespace.
+func TestMarshalJSONStable(t *testing.T) {
+	b, err := marshalJSON(solve(sampleRequest()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := json.Indent(&again, bytes.TrimSpace(b), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if again.String()+"\n" != string(b) {
+		t.Fatalf("not canonical:\n%s", b)
+	}
+	if !bytes.Contains(b, []byte("\n  \"routes\": [\n")) {
+		t.Fatalf("unexpected layout:\n%s", b)
 	}
 }
