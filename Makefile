@@ -1,0 +1,111 @@
+# Version pins (KUBERNETES_VERSION, ETCD_VERSION, CONTROLLER_GEN_VERSION, GOLANGCI_LINT_VERSION).
+include hack/versions.env
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+# Options are set to exit when a recipe line exits non-zero or a piped command fails.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+GO ?= go
+KUBECTL ?= kubectl
+
+## Location of locally built binaries (ignored by git).
+LOCALBIN ?= $(CURDIR)/bin
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+## Tools, built from hack/tools/go.mod (the `tool` directives pin them) and keyed by version.
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+## kube-apiserver and etcd for tests, built by hack/envtest-assets.sh into bin/k8s/<version>-<os>-<arch>.
+ENVTEST_ASSETS_DIR ?= $(shell hack/envtest-assets.sh --print-dir)
+
+## Extra flags for `go test`, e.g. make test TEST_FLAGS='-run TestFoo -v'.
+TEST_FLAGS ?= -race
+## Arguments for `make run`, e.g. make run ARGS='--help'.
+ARGS ?=
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and the manager ClusterRole (config/rbac/role.yaml).
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types (api/.../zz_generated.deepcopy.go).
+	$(CONTROLLER_GEN) object paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt against code.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet against code.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (configuration in .golangci.yml).
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: lint-fix
+lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply the fixes it can make.
+	$(GOLANGCI_LINT) run --fix ./...
+
+.PHONY: test
+test: manifests generate fmt vet envtest-assets ## Run all tests against a real kube-apiserver and etcd (built on first use).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) test $(TEST_FLAGS) ./... -coverprofile cover.out
+
+.PHONY: envtest-assets
+envtest-assets: ## Build kube-apiserver and etcd for tests into bin/k8s/ (skipped when present) and print the directory.
+	@hack/envtest-assets.sh
+
+.PHONY: update-modules
+update-modules: ## Rewrite the go.mod/go.sum of hack/tools and hack/controlplane from hack/versions.env (needs network).
+	hack/update-modules.sh
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager (bin/manager) and the API emulator (bin/routeopt-emulator).
+	$(GO) build -o $(LOCALBIN)/manager ./cmd
+	$(GO) build -o $(LOCALBIN)/routeopt-emulator ./cmd/routeopt-emulator
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager from your host against the cluster in ~/.kube/config.
+	$(GO) run ./cmd $(ARGS)
+
+##@ Deployment
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster in ~/.kube/config.
+	$(KUBECTL) apply -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Uninstall the CRDs from the cluster in ~/.kube/config. Call with ignore-not-found=true to ignore missing resources.
+	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
+
+##@ Tools
+
+$(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum | $(LOCALBIN)
+	cd hack/tools && $(GO) build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(GOLANGCI_LINT): hack/tools/go.mod hack/tools/go.sum | $(LOCALBIN)
+	cd hack/tools && $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+.PHONY: tools
+tools: $(CONTROLLER_GEN) $(GOLANGCI_LINT) ## Build controller-gen and golangci-lint into bin/ from hack/tools/go.mod.
