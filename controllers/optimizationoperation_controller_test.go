@@ -161,6 +161,25 @@ func TestCancelUnimplementedThenCompleted(t *testing.T) {
 	}
 }
 
+func TestCancelNotFoundWhileReadable(t *testing.T) {
+	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = emulator.CancelNotFound }))
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("c", op)
+	h.waitState("c", opsv1.ReasonRunning)
+	h.cancel("c")
+	o := h.waitState("c", opsv1.ReasonCancelUnsupported)
+	expect(t, o, "Unknown/CancelUnsupported", "False/CancelUnsupported", "absent", status.InProgressStatus)
+	if c := o.Status.Cancel; c == nil || c.Outcome != opsv1.CancelNotFound || !strings.Contains(c.Message, "NOT_FOUND") {
+		t.Errorf("cancel = %+v", c)
+	}
+	must(t, h.admin.Finish(h.ctx, op))
+	o = h.waitState("c", opsv1.ReasonCompletedDespiteCancel)
+	expect(t, o, "True/CompletedDespiteCancel", "True/CompletedDespiteCancel", "absent", status.CurrentStatus)
+	if n := h.calls(cancelPath, 404); n != 1 {
+		t.Errorf("cancel calls = %d, want exactly 1", n)
+	}
+}
+
 func TestCancelIgnoredCompletesDespiteCancel(t *testing.T) {
 	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = emulator.CancelIgnored }))
 	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})

@@ -46,7 +46,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	c := &config{}
 	var (
-		cancelMode = fs.String("cancel-mode", string(emulator.CancelSupported), "CancelOperation behaviour: supported, unimplemented or ignored")
+		cancelMode = fs.String("cancel-mode", string(emulator.CancelSupported), "CancelOperation behaviour: supported, unimplemented, ignored or notfound")
 		tokens     = fs.String("accepted-tokens", "", "comma-separated bearer tokens accepted with --require-token (empty: any token)")
 		faults     = faultFlag{methods: map[string]emulator.MethodFault{}}
 		logLevel   = fs.String("log-level", "info", "log level: debug (every request), info, warn or error")

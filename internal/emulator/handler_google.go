@@ -182,6 +182,9 @@ func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, name st
 	if cfg.cancelMode == CancelUnimplemented {
 		return errMethodUnimplemented(MethodCancelOperation)
 	}
+	if cfg.cancelMode == CancelNotFound && strings.HasPrefix(name, "projects/") {
+		return newError(codes.NotFound, "Operation %s not found.", clip(name))
+	}
 	now := s.now()
 	op, aerr := s.lockLive(name, now, cfg.retention)
 	if aerr != nil {

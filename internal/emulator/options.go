@@ -20,15 +20,20 @@ const (
 	// CancelIgnored answers {} but lets the solve run to completion: the
 	// best-effort semantics allow a server to do exactly that.
 	CancelIgnored CancelMode = "ignored"
+	// CancelNotFound answers 404 NOT_FOUND to a cancel of a
+	// projects/*/locations/*/operations/* name while GET still reads it:
+	// production's cancel URL template only matches operations/**, so this is
+	// a plausible answer there too.
+	CancelNotFound CancelMode = "notfound"
 )
 
 // ParseCancelMode validates a cancel mode name.
 func ParseCancelMode(s string) (CancelMode, error) {
 	switch m := CancelMode(s); m {
-	case CancelSupported, CancelUnimplemented, CancelIgnored:
+	case CancelSupported, CancelUnimplemented, CancelIgnored, CancelNotFound:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown cancel mode %q (want %s, %s or %s)", s, CancelSupported, CancelUnimplemented, CancelIgnored)
+	return "", fmt.Errorf("unknown cancel mode %q (want %s, %s, %s or %s)", s, CancelSupported, CancelUnimplemented, CancelIgnored, CancelNotFound)
 }
 
 // Defaults applied by New to zero Options fields.
