@@ -108,3 +108,20 @@ func TestCancelJumpsTheQueue(t *testing.T) {
 		t.Errorf("cancel calls = %d, want 1", n)
 	}
 }
+
+func TestCancelRetriedAfterTransientFailure(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("c", op)
+	h.waitState("c", opsv1.ReasonRunning)
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
+		emulator.MethodCancelOperation: {FailNext: 2},
+	}}))
+	h.cancel("c")
+	o := h.waitState("c", opsv1.ReasonCancelled)
+	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	if failed, ok := h.calls(cancelPath, 503), h.calls(cancelPath, 200); failed != 2 || ok != 1 {
+		t.Errorf("cancel calls: %d failed, %d accepted; want 2 and 1", failed, ok)
+	}
+	h.waitEvent("c", "CancelFailed")
+}

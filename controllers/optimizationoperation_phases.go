@@ -238,7 +238,8 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 		c.Outcome, c.Message = opsv1.CancelNotFound, f.String()
 	default:
 		// Transient, rate limited or refused credentials: no answer yet, so the cancel stays
-		// pending and is sent again.
+		// pending and is sent again. The state already says a cancel is under way.
+		policy.SetConditions(obj, policy.Problem{})
 		r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
 			"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
 		return r.failed(obj, state, now, credsKey, err), true
