@@ -45,9 +45,8 @@ func kstatusOf(t *testing.T, o *opsv1.OptimizationOperation) status.Status {
 	t.Helper()
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 	must(t, err)
-	u := map[string]any(m)
-	u["apiVersion"], u["kind"] = opsv1.GroupVersion.String(), "OptimizationOperation"
-	res, err := status.Compute(toUnstructured(u))
+	m["apiVersion"], m["kind"] = opsv1.GroupVersion.String(), "OptimizationOperation"
+	res, err := status.Compute(toUnstructured(m))
 	must(t, err)
 	return res.Status
 }

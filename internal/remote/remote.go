@@ -9,10 +9,11 @@ import (
 
 	lroauto "cloud.google.com/go/longrunning/autogen"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"github.com/googleapis/gax-go/v2"
+
 	// Registers the Route Optimization metadata and response types, so the client can decode
 	// the Any fields of an Operation: protojson fails on an Any whose @type is unknown.
 	_ "cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
-	"github.com/googleapis/gax-go/v2"
 )
 
 // Operations is what the reconciler needs of the remote API.
