@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/googleapis/gax-go/v2/apierror"
@@ -73,7 +74,8 @@ type Failure struct {
 
 // String renders the failure for conditions and events: "PERMISSION_DENIED (code 7): msg".
 func (f Failure) String() string {
-	return fmt.Sprintf("%s (code %d): %s", CodeName(int32(f.Code)), int32(f.Code), f.Message)
+	// Google's messages end with a period; callers add their own sentence after this.
+	return fmt.Sprintf("%s (code %d): %s", CodeName(int32(f.Code)), int32(f.Code), strings.TrimSuffix(f.Message, "."))
 }
 
 // CredentialsError marks a failure to load credentials (missing secret, missing key, malformed
