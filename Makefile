@@ -11,8 +11,6 @@ KUBECTL ?= kubectl
 
 ## Location of locally built binaries (ignored by git).
 LOCALBIN ?= $(CURDIR)/bin
-$(LOCALBIN):
-	mkdir -p $(LOCALBIN)
 
 ## Tools, built from hack/tools/go.mod (the `tool` directives pin them) and keyed by version.
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
@@ -26,10 +24,10 @@ TEST_FLAGS ?= -race
 ## Arguments for `make run`, e.g. make run ARGS='--help'.
 ARGS ?=
 
-.PHONY: all
-all: build
-
 ##@ General
+
+.PHONY: all
+all: build ## Default target: same as build.
 
 .PHONY: help
 help: ## Display this help.
@@ -100,6 +98,9 @@ uninstall: manifests ## Uninstall the CRDs from the cluster in ~/.kube/config. C
 	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
 
 ##@ Tools
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum | $(LOCALBIN)
 	cd hack/tools && $(GO) build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
