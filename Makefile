@@ -63,6 +63,8 @@ lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply the fixes it can make.
 .PHONY: test
 test: manifests generate fmt vet envtest-assets ## Run all tests against a real kube-apiserver and etcd (built on first use).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) test $(TEST_FLAGS) ./... -coverprofile cover.out
+# internal/gitops applies dist/install.yaml to the test control plane.
+test: build-installer
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for tests into bin/k8s/ (skipped when present) and print the directory.
@@ -71,6 +73,22 @@ envtest-assets: ## Build kube-apiserver and etcd for tests into bin/k8s/ (skippe
 .PHONY: update-modules
 update-modules: ## Rewrite the go.mod/go.sum of hack/tools and hack/controlplane from hack/versions.env (needs network).
 	hack/update-modules.sh
+
+##@ Local environment
+
+.PHONY: demo
+demo: envtest-assets demo-binaries ## Walk through the operator on a local control plane with the emulator and kubectl (under a minute once built).
+	hack/demo.sh demo
+
+.PHONY: dev
+dev: envtest-assets demo-binaries ## Start the local control plane, the emulator and the manager; keep them running until Ctrl-C.
+	hack/demo.sh dev
+
+.PHONY: demo-binaries
+demo-binaries: | $(LOCALBIN)
+	$(GO) build -o $(LOCALBIN)/manager ./cmd
+	$(GO) build -o $(LOCALBIN)/routeopt-emulator ./cmd/routeopt-emulator
+	$(GO) build -o $(LOCALBIN)/demo-env ./hack/demo
 
 ##@ Build
 
@@ -96,6 +114,15 @@ install: manifests ## Install the CRDs into the cluster in ~/.kube/config.
 .PHONY: uninstall
 uninstall: manifests ## Uninstall the CRDs from the cluster in ~/.kube/config. Call with ignore-not-found=true to ignore missing resources.
 	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
+
+## Image of the manager written into dist/install.yaml.
+IMG ?= routeopt-operator:latest
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager) from config/default, e.g. make build-installer IMG=registry.example.com/routeopt-operator:v0.1.0.
+	mkdir -p dist
+	$(KUBECTL) kustomize config/default | sed 's|image: routeopt-operator:latest$$|image: $(IMG)|' > dist/install.yaml.tmp
+	mv dist/install.yaml.tmp dist/install.yaml
 
 ##@ Tools
 
