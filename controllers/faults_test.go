@@ -125,3 +125,49 @@ func TestCancelRetriedAfterTransientFailure(t *testing.T) {
 	}
 	h.waitEvent("c", "CancelFailed")
 }
+
+func TestCancelEndpointFailingIsBackedOff(t *testing.T) {
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("c", op)
+	h.waitState("c", opsv1.ReasonRunning)
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
+		emulator.MethodCancelOperation: {FailNext: 1 << 20},
+	}}))
+	h.cancel("c")
+	start := time.Now()
+	for h.calls(cancelPath, 503) < 4 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Backoff from 100 ms doubling to the 1 s cap: the 4th attempt comes after at least
+	// 0.1+0.2+0.4 s (less 10% jitter), never at the 100 ms minimum interval of a hot loop.
+	n, elapsed := h.calls(cancelPath, 0), time.Since(start)
+	if limit := 4 + int64(elapsed/time.Second); n > limit {
+		t.Errorf("%d cancel attempts in %s: not backed off (limit %d)", n, elapsed, limit)
+	}
+	o := h.get("c")
+	expect(t, o, "Unknown/Cancelling", "False/Cancelling", "absent", status.InProgressStatus)
+}
+
+func TestFleetCancelsExactlyOnceEach(t *testing.T) {
+	h := newHarness(t)
+	var names []string
+	for i := range 10 {
+		name := fmt.Sprintf("f-%d", i)
+		op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+		h.apply(name, op, deletionPolicy(opsv1.DeletionPolicyCancel))
+		names = append(names, name)
+	}
+	for _, name := range names {
+		h.waitState(name, opsv1.ReasonRunning)
+	}
+	for _, name := range names {
+		h.cancel(name)
+	}
+	for _, name := range names {
+		h.waitState(name, opsv1.ReasonCancelled)
+	}
+	if n := h.calls(cancelPath, 0); n != int64(len(names)) {
+		t.Errorf("%d cancel calls for %d resources, want one each", n, len(names))
+	}
+}

@@ -1,11 +1,13 @@
 package controllers_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -232,5 +234,52 @@ func TestObservedGenerationFollowsSpec(t *testing.T) {
 	}
 	if c := meta.FindStatusCondition(o.Status.Conditions, opsv1.ConditionSucceeded); c == nil || c.Reason != opsv1.ReasonRunning {
 		t.Errorf("state changed: %s", describe(o))
+	}
+}
+
+func TestDeleteWithUnansweredCancelSendsIt(t *testing.T) {
+	// deletionPolicy Orphan, but the user asked for a cancel that has not gone through yet:
+	// deleting the resource must not drop that request.
+	h := newHarness(t)
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("d", op)
+	h.waitState("d", opsv1.ReasonRunning)
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
+		emulator.MethodCancelOperation: {FailNext: 2},
+	}}))
+	h.cancel("d")
+	h.waitFor("d", "holding a finalizer", func(o *opsv1.OptimizationOperation) bool {
+		return controllerutil.ContainsFinalizer(o, controllers.Finalizer)
+	})
+	h.delete("d")
+	h.waitGone("d")
+	info, err := h.admin.GetOperation(h.ctx, op)
+	must(t, err)
+	if !info.Done || info.ErrorCode != 1 {
+		t.Errorf("remote operation not cancelled: %+v", info)
+	}
+	if n := h.calls(cancelPath, 200); n != 1 {
+		t.Errorf("accepted cancels = %d, want 1", n)
+	}
+}
+
+func TestPollIntervalMustBeAGoDuration(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"90s", true}, {"1h30m", true}, {"250ms", true}, {"1d", false}, {"P1D", false}, {"-5s", false}, {"5", false}} {
+		obj := &opsv1.OptimizationOperation{}
+		obj.Namespace, obj.Name = h.ns, "p-"+strings.NewReplacer(".", "", "-", "m").Replace(strings.ToLower(tc.value))
+		obj.Spec.OperationName = "projects/p/locations/global/operations/1"
+		obj.Spec.PollInterval = nil
+		raw := fmt.Sprintf(`{"apiVersion":"ops.routeopt.dev/v1alpha1","kind":"OptimizationOperation","metadata":{"name":%q,"namespace":%q},"spec":{"operationName":"projects/p/locations/global/operations/1","pollInterval":%q}}`, obj.Name, h.ns, tc.value)
+		u := &unstructured.Unstructured{}
+		must(t, u.UnmarshalJSON([]byte(raw)))
+		err := k8s.Create(h.ctx, u)
+		if (err == nil) != tc.ok {
+			t.Errorf("pollInterval %q: err = %v, want ok=%v", tc.value, err, tc.ok)
+		}
+		t.Logf("pollInterval %q: %v", tc.value, err)
 	}
 }

@@ -26,6 +26,12 @@ func cancelPending(obj *opsv1.OptimizationOperation) bool {
 	return obj.Spec.Cancel && !obj.Status.Done && (obj.Status.Cancel == nil || obj.Status.Cancel.Outcome == "")
 }
 
+// forget drops what is remembered of a resource that is gone or finished.
+func (r *OptimizationOperationReconciler) forget(key string) {
+	r.tracker.forget(key)
+	r.Budget.Forget(key)
+}
+
 // followCancelFor is how long after an accepted cancel the reads that confirm it share the
 // cancel's priority.
 const followCancelFor = time.Minute
@@ -37,13 +43,23 @@ func (r *OptimizationOperationReconciler) followingCancel(obj *opsv1.Optimizatio
 		c.RequestedAt != nil && now.Sub(c.RequestedAt.Time) < followCancelFor
 }
 
+// needsCancelOnDelete reports whether deleting obj now must first send a cancel: the policy
+// asks for it, or a cancel the user asked for has not been answered yet (deleting the resource
+// must not silently drop it).
+func needsCancelOnDelete(obj *opsv1.OptimizationOperation) bool {
+	return !obj.Status.Done && !cancelAnswered(obj) &&
+		(obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel || obj.Spec.Cancel)
+}
+
 // reconcileFinalizer keeps the finalizer exactly while deletion would have to send a cancel.
 func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context, obj *opsv1.OptimizationOperation) error {
-	want := obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel && !obj.Status.Done
+	want := needsCancelOnDelete(obj)
 	if want == controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return nil
 	}
-	patch := client.MergeFrom(obj.DeepCopy())
+	// The optimistic lock keeps a stale cache from dropping other controllers' finalizers: a
+	// merge patch replaces the whole list.
+	patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	if want {
 		controllerutil.AddFinalizer(obj, Finalizer)
 	} else {
@@ -59,17 +75,18 @@ func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context
 // It never waits for the remote operation to end, and never holds deletion for errors a retry
 // cannot fix (UNIMPLEMENTED, NOT_FOUND, bad credentials).
 func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
-	r.tracker.forget(obj.UID)
-	r.Budget.Forget(keyOf(obj))
+	r.tracker.forget(keyOf(obj))
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		r.Budget.Forget(keyOf(obj))
 		return ctrl.Result{}, nil
 	}
-	if obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel && !obj.Status.Done && !cancelAnswered(obj) {
+	if needsCancelOnDelete(obj) {
 		if res, retry := r.cancelOnDelete(ctx, obj); retry {
 			return res, nil
 		}
 	}
-	patch := client.MergeFrom(obj.DeepCopy())
+	r.Budget.Forget(keyOf(obj))
+	patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(obj, Finalizer)
 	if err := r.Patch(ctx, obj, patch); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", client.IgnoreNotFound(err))
@@ -101,7 +118,7 @@ func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, ob
 	}
 	if err == nil {
 		r.event(obj, corev1.EventTypeNormal, "CancelledOnDelete", "Delete",
-			"Sent a cancel for operation %s before deleting (deletionPolicy Cancel); the server accepted it", name)
+			"Sent a cancel for operation %s before deleting; the server accepted it", name)
 		return ctrl.Result{}, false
 	}
 	f := policy.Classify(err)
@@ -118,8 +135,7 @@ func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, ob
 // reconcileDone handles a resource whose operation has finished: it is never read again. A
 // cancel asked for only now changes nothing but the record of the request.
 func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationOperation) {
-	r.tracker.forget(obj.UID)
-	r.Budget.Forget(keyOf(obj))
+	r.forget(keyOf(obj))
 	if obj.Spec.Cancel && obj.Status.Cancel == nil {
 		now := metav1.NewTime(r.Now())
 		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &now, Outcome: opsv1.CancelAlreadyDone,
@@ -134,7 +150,7 @@ func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationO
 // reconcileRemote reads the operation when it is due, sends a pending cancel, and schedules
 // the next read.
 func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
-	state := r.tracker.get(obj.UID)
+	state := r.tracker.get(keyOf(obj), obj.UID)
 	now := r.Now()
 	if len(obj.Status.Conditions) == 0 {
 		// First visit: say so at once, so a fresh object never looks finished or healthy.
@@ -146,9 +162,11 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		return ctrl.Result{}, credsErr // the API server itself failed; the work queue backs off
 	}
 	credsChanged := state.refusedCreds != "" && credsKey != state.refusedCreds
-	if !state.due(now) && !credsChanged && !cancelPending(obj) && obj.Generation == obj.Status.ObservedGeneration {
+	specChanged := obj.Generation != state.seenGeneration
+	if !state.due(now) && !credsChanged && !specChanged {
 		return r.requeue(state, now), nil
 	}
+	state.seenGeneration = obj.Generation
 	if credsErr != nil {
 		return r.failed(obj, state, now, credsKey, credsErr), nil
 	}
@@ -157,8 +175,9 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		return r.failed(obj, state, now, credsKey, err), nil
 	}
 
+	sendCancel := cancelPending(obj) && !state.cancelAnswered && !now.Before(state.nextCancelAt)
 	prio := budget.Poll
-	if cancelPending(obj) || r.followingCancel(obj, now) {
+	if sendCancel || r.followingCancel(obj, now) {
 		prio = budget.Urgent
 	}
 	op, res, err := r.get(ctx, ops, obj, state, prio)
@@ -170,7 +189,7 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 	}
 	r.succeeded(obj, state, op, now)
 
-	if cancelPending(obj) {
+	if sendCancel && cancelPending(obj) {
 		if res, done := r.sendCancel(ctx, ops, obj, state, credsKey); done {
 			return res, nil
 		}
@@ -223,30 +242,33 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 		return ctrl.Result{RequeueAfter: wait}, true
 	}
 	err := ops.Cancel(ctx, obj.Spec.OperationName)
-	c := obj.Status.Cancel
-	if err == nil {
-		c.Outcome, c.Message = opsv1.CancelAccepted, "The server accepted the cancel"
-		r.event(obj, corev1.EventTypeNormal, "CancelSent", "Cancel",
-			"Sent a cancel for operation %s; the server accepted it", obj.Spec.OperationName)
+	outcome, msg, answered := policy.CancelOutcome(err)
+	if answered {
+		obj.Status.Cancel.Outcome, obj.Status.Cancel.Message = outcome, msg
+		state.cancelAnswered, state.cancelFailures, state.nextCancelAt = true, 0, time.Time{}
+		if err == nil {
+			r.event(obj, corev1.EventTypeNormal, "CancelSent", "Cancel",
+				"Sent a cancel for operation %s; the server accepted it", obj.Spec.OperationName)
+		} else {
+			r.event(obj, corev1.EventTypeWarning, "CancelUnsupported", "Cancel",
+				"The server did not take the cancel of operation %s: %s; the operation is still tracked", obj.Spec.OperationName, msg)
+		}
 		return ctrl.Result{}, false
 	}
+	// Transient, rate limited or refused credentials: no answer yet, so the cancel stays
+	// pending and is sent again after a backoff of its own. The state already says a cancel is
+	// under way.
 	f := policy.Classify(err)
-	switch f.Kind {
-	case policy.Unimplemented, policy.Rejected:
-		c.Outcome, c.Message = opsv1.CancelUnsupported, f.String()
-	case policy.NotFound:
-		c.Outcome, c.Message = opsv1.CancelNotFound, f.String()
-	default:
-		// Transient, rate limited or refused credentials: no answer yet, so the cancel stays
-		// pending and is sent again. The state already says a cancel is under way.
-		policy.SetConditions(obj, policy.Problem{})
-		r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
-			"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
-		return r.failed(obj, state, now, credsKey, err), true
-	}
-	r.event(obj, corev1.EventTypeWarning, "CancelUnsupported", "Cancel",
-		"The server did not take the cancel of operation %s: %s; the operation is still tracked", obj.Spec.OperationName, f)
-	return ctrl.Result{}, false
+	policy.SetConditions(obj, policy.Problem{})
+	r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
+		"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
+	res = r.failed(obj, state, now, credsKey, err)
+	state.cancelFailures++
+	in := r.pollInput(obj, state, now)
+	in.Failure, in.Failures = &f, state.cancelFailures
+	state.nextCancelAt = now.Add(policy.NextPoll(r.Options.Poll, in))
+	state.nextPollAt = maxTime(state.nextPollAt, state.nextCancelAt)
+	return ctrl.Result{RequeueAfter: min(res.RequeueAfter, state.nextCancelAt.Sub(now))}, true
 }
 
 // failed records a failed call and decides when to try again.
@@ -299,8 +321,7 @@ func (r *OptimizationOperationReconciler) settle(obj *opsv1.OptimizationOperatio
 		if c := obj.Status.Cancel; c != nil && c.RequestedAt != nil && c.Outcome != opsv1.CancelAlreadyDone {
 			metrics.CancelLatency.WithLabelValues(metrics.State(obj)).Observe(now.Sub(c.RequestedAt.Time).Seconds())
 		}
-		r.tracker.forget(obj.UID)
-		r.Budget.Forget(keyOf(obj))
+		r.forget(keyOf(obj))
 		return ctrl.Result{}
 	}
 	delay := policy.NextPoll(r.Options.Poll, r.pollInput(obj, state, now))
@@ -344,4 +365,12 @@ func (r *OptimizationOperationReconciler) opsFor(ctx context.Context, obj *opsv1
 	return r.Clients.For(creds)
 }
 
-func keyOf(obj client.Object) string { return obj.GetNamespace() + "/" + obj.GetName() }
+// keyOf is the work queue's key of obj (namespace/name).
+func keyOf(obj client.Object) string { return client.ObjectKeyFromObject(obj).String() }
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -14,8 +14,20 @@ import (
 // must survive a restart (the cancel request and its outcome, the terminal status) is in the
 // object itself.
 type pollState struct {
+	// uid tells a recreated resource of the same name from the old one.
+	uid types.UID
+	// seenGeneration is the spec generation last acted on; a new one is acted on at once.
+	seenGeneration int64
 	// nextPollAt is when the operation is due to be read again.
 	nextPollAt time.Time
+	// cancelFailures counts cancel calls in a row that failed transiently; nextCancelAt is
+	// when the cancel may be sent again. Reads that succeed in between do not reset them, so
+	// a cancel endpoint that keeps failing is backed off like any other.
+	cancelFailures int
+	nextCancelAt   time.Time
+	// cancelAnswered is set once the server answered the cancel, so a reconcile of a cache
+	// that has not seen the recorded outcome yet does not send it again.
+	cancelAnswered bool
 	// failures counts remote calls in a row that failed; firstFailure is when the run began.
 	failures     int
 	firstFailure time.Time
@@ -40,28 +52,31 @@ func (s *pollState) failed(now time.Time, f policy.Failure) {
 	s.lastFailure = &f
 }
 
+// tracker is keyed by namespace/name, the work queue's key, so a deleted resource whose
+// reconcile only sees NotFound can still be forgotten.
 type tracker struct {
 	mu sync.Mutex
-	m  map[types.UID]*pollState
+	m  map[string]*pollState
 }
 
-func newTracker() *tracker { return &tracker{m: map[types.UID]*pollState{}} }
+func newTracker() *tracker { return &tracker{m: map[string]*pollState{}} }
 
-// get returns the resource's state, creating it on first use. Reconciles of one object never
-// run concurrently (the work queue guarantees it), so the caller may use the state unlocked.
-func (t *tracker) get(uid types.UID) *pollState {
+// get returns the resource's state, creating it on first use or when the resource was
+// recreated. Reconciles of one object never run concurrently (the work queue guarantees it),
+// so the caller may use the state unlocked.
+func (t *tracker) get(key string, uid types.UID) *pollState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, ok := t.m[uid]
-	if !ok {
-		s = &pollState{}
-		t.m[uid] = s
+	s, ok := t.m[key]
+	if !ok || s.uid != uid {
+		s = &pollState{uid: uid}
+		t.m[key] = s
 	}
 	return s
 }
 
-func (t *tracker) forget(uid types.UID) {
+func (t *tracker) forget(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, uid)
+	delete(t.m, key)
 }

@@ -52,9 +52,13 @@ type OptimizationOperationSpec struct {
 
 	// pollInterval caps the time between two polls of this operation. The operator never polls
 	// more often than its --min-poll-interval, whatever this says.
+	// Written as a Go duration, such as 30s, 5m or 1h30m. The pattern is Go's syntax, not
+	// the apiserver's looser "duration" format, which accepts values (1d) the operator could
+	// not decode.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 }
 

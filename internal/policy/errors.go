@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/auth"
 	"github.com/googleapis/gax-go/v2/apierror"
+	"golang.org/x/oauth2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -75,7 +77,8 @@ type Failure struct {
 // String renders the failure for conditions and events: "PERMISSION_DENIED (code 7): msg".
 func (f Failure) String() string {
 	// Google's messages end with a period; callers add their own sentence after this.
-	return fmt.Sprintf("%s (code %d): %s", CodeName(int32(f.Code)), int32(f.Code), strings.TrimSuffix(f.Message, "."))
+	msg := strings.TrimSuffix(strings.Join(strings.Fields(f.Message), " "), ".")
+	return fmt.Sprintf("%s (code %d): %s", CodeName(int32(f.Code)), int32(f.Code), msg)
 }
 
 // CredentialsError marks a failure to load credentials (missing secret, missing key, malformed
@@ -92,6 +95,12 @@ func Classify(err error) Failure {
 	var credErr *CredentialsError
 	if errors.As(err, &credErr) {
 		return Failure{Kind: Auth, Code: codes.Unauthenticated, Message: credErr.Error()}
+	}
+	// The token endpoint refusing a key (revoked, deleted, disabled account) is an answer
+	// about the credentials, not an outage.
+	if code, ok := tokenRefused(err); ok {
+		return Failure{Kind: Auth, Code: codes.Unauthenticated, Message: fmt.Sprintf(
+			"the token endpoint refused the credentials (HTTP %d): %v", code, err)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return Failure{Kind: Transient, Code: codes.DeadlineExceeded, Message: err.Error()}
@@ -155,4 +164,18 @@ func CodeName(code int32) string {
 		return codeNames[code]
 	}
 	return fmt.Sprintf("CODE_%d", code)
+}
+
+// tokenRefused reports a 4xx answer of an OAuth2 token endpoint, whichever auth library
+// produced it.
+func tokenRefused(err error) (int, bool) {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
+		return re.Response.StatusCode, true
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) && ae.Response != nil && ae.Response.StatusCode >= 400 && ae.Response.StatusCode < 500 {
+		return ae.Response.StatusCode, true
+	}
+	return 0, false
 }

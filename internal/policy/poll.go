@@ -65,7 +65,9 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 		// of a call that cannot succeed.
 		return clamp(jitter(c.Max, in.Jitter), c.Min, max(c.Max, c.Min))
 	case in.Failure != nil:
+		// A server that says when to come back (RetryInfo on UNAVAILABLE) is believed.
 		d = capped(backoff(c.Min, in.Failures), ceiling)
+		return max(clamp(jitter(d, in.Jitter), c.Min, ceiling), in.Failure.RetryAfter)
 	case in.CancelRequestedAt != nil:
 		// Follow a cancel closely: about 1 s, 2 s, 4 s ... after it was sent.
 		d = capped(max(in.Now.Sub(*in.CancelRequestedAt), c.Min), ceiling)

@@ -73,7 +73,10 @@ func summarize(resp *anypb.Any) *opsv1.OperationResult {
 
 func ptr[T any](v T) *T { return &v }
 
+// truncate keeps a message on one line (kubectl -o wide shows it in a column) and within
+// maxMessage bytes.
 func truncate(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= maxMessage {
 		return s
 	}
@@ -104,7 +107,7 @@ func ProblemFor(name string, f Failure, unavailable bool) Problem {
 			"The server rejected reading operation %s: %s", name, f)}
 	case unavailable:
 		return Problem{Reason: opsv1.ReasonRemoteUnavailable, Message: fmt.Sprintf(
-			"Operation %s could not be read for several minutes; last error: %s", name, f)}
+			"Reads of operation %s have kept failing for longer than the operator's --remote-unavailable-after; last error: %s", name, f)}
 	}
 	return Problem{}
 }
@@ -210,3 +213,23 @@ func cancelWasSent(st *opsv1.OptimizationOperationStatus) bool {
 	}
 	return false
 }
+
+// CancelOutcome says what the server's answer to a cancel means. answered is false for
+// failures that are not an answer (transient errors, quota, refused credentials): the cancel
+// stays pending and is sent again.
+func CancelOutcome(err error) (outcome opsv1.CancelOutcome, message string, answered bool) {
+	if err == nil {
+		return opsv1.CancelAccepted, "The server accepted the cancel", true
+	}
+	f := Classify(err)
+	switch f.Kind {
+	case Unimplemented, Rejected:
+		return opsv1.CancelUnsupported, Truncate(f.String()), true
+	case NotFound:
+		return opsv1.CancelNotFound, Truncate(f.String()), true
+	}
+	return "", "", false
+}
+
+// Truncate bounds a message copied into status to the schema's limit.
+func Truncate(s string) string { return truncate(s) }

@@ -4,8 +4,10 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"sync"
 	"time"
@@ -77,9 +79,8 @@ type Factory struct {
 }
 
 type cached struct {
-	key    string
-	client *lroauto.OperationsClient
-	ops    Operations
+	key string
+	ops Operations
 }
 
 // Observer receives one record per remote request (for metrics).
@@ -125,12 +126,12 @@ func (f *Factory) For(creds Credentials) (Operations, error) {
 	if f.metrics != nil {
 		ops = &observed{next: ops, obs: f.metrics}
 	}
-	f.clients[key] = f.lru.PushFront(&cached{key: key, client: client, ops: ops})
+	f.clients[key] = f.lru.PushFront(&cached{key: key, ops: ops})
 	if f.lru.Len() > maxCachedClients {
+		// Not closed: a reconcile may still hold it (Close would break its next call). The
+		// garbage collector reclaims it and its idle connections once nobody does.
 		oldest := f.lru.Remove(f.lru.Back()).(*cached)
 		delete(f.clients, oldest.key)
-		// Close only drops idle connections; a call still in flight on it completes.
-		_ = oldest.client.Close()
 	}
 	return ops, nil
 }
@@ -145,7 +146,9 @@ func (f *Factory) build(creds Credentials) (*lroauto.OperationsClient, error) {
 			return nil, err
 		}
 		opts = append(opts, option.WithEndpoint(f.cfg.Endpoint), ts)
-		if f.cfg.QuotaProject != "" {
+		// The quota project is for the operator's own identity (user ADC needs one); a
+		// tenant's service account bills its own project and may lack rights on this one.
+		if f.cfg.QuotaProject != "" && len(creds.JSON) == 0 {
 			opts = append(opts, option.WithQuotaProject(f.cfg.QuotaProject))
 		}
 	}
@@ -155,14 +158,6 @@ func (f *Factory) build(creds Credentials) (*lroauto.OperationsClient, error) {
 	}
 	noRetry(client, gax.WithTimeout(f.cfg.Timeout))
 	return client, nil
-}
-
-// credentialTypes are the credential files accepted from a Secret. Each names the identity
-// itself; "authorized_user" (a person's gcloud login) is refused in a cluster.
-var credentialTypes = map[string]google.CredentialsType{
-	string(google.ServiceAccount):             google.ServiceAccount,
-	string(google.ExternalAccount):            google.ExternalAccount,
-	string(google.ImpersonatedServiceAccount): google.ImpersonatedServiceAccount,
 }
 
 func (f *Factory) tokenSource(creds Credentials) (option.ClientOption, error) {
@@ -180,16 +175,47 @@ func (f *Factory) tokenSource(creds Credentials) (option.ClientOption, error) {
 	if err := json.Unmarshal(creds.JSON, &head); err != nil {
 		return nil, &policy.CredentialsError{Err: fmt.Errorf("the credentials are not valid JSON: %w", err)}
 	}
-	typ, ok := credentialTypes[head.Type]
-	if !ok {
+	// Only service-account keys: other credential files name URLs, files or commands that the
+	// operator would fetch, read or run with its own privileges (an external_account file can
+	// send the operator's Kubernetes token to any host), and a Secret is tenant input.
+	if head.Type != string(google.ServiceAccount) {
 		return nil, &policy.CredentialsError{Err: fmt.Errorf(
-			"credentials of type %q are not accepted; use a service-account key (type service_account) or an external_account configuration", head.Type)}
+			"credentials of type %q are not accepted from a Secret; use a service-account key (type %q), or Workload Identity through the operator's own identity", head.Type, google.ServiceAccount)}
 	}
-	c, err := google.CredentialsFromJSONWithType(f.base, creds.JSON, typ, Scope)
+	if err := checkServiceAccountKey(creds.JSON); err != nil {
+		return nil, &policy.CredentialsError{Err: err}
+	}
+	c, err := google.CredentialsFromJSONWithType(f.base, creds.JSON, google.ServiceAccount, Scope)
 	if err != nil {
-		return nil, &policy.CredentialsError{Err: fmt.Errorf("load %s credentials: %w", head.Type, err)}
+		return nil, &policy.CredentialsError{Err: fmt.Errorf("load the service-account key: %w", err)}
 	}
 	return option.WithTokenSource(c.TokenSource), nil
+}
+
+// checkServiceAccountKey catches a malformed key when it is loaded. The oauth2 library parses
+// the private key only when it first needs a token, and its error then looks like any other
+// failed request; here it becomes a clear message about the Secret.
+func checkServiceAccountKey(data []byte) error {
+	var key struct {
+		ClientEmail string `json:"client_email"`
+		PrivateKey  string `json:"private_key"`
+	}
+	if err := json.Unmarshal(data, &key); err != nil {
+		return fmt.Errorf("the service-account key is not valid JSON: %w", err)
+	}
+	if key.ClientEmail == "" {
+		return fmt.Errorf("the service-account key has no client_email")
+	}
+	block, _ := pem.Decode([]byte(key.PrivateKey))
+	if block == nil {
+		return fmt.Errorf("the private_key of service account %s is not PEM-encoded", key.ClientEmail)
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+		if _, err1 := x509.ParsePKCS1PrivateKey(block.Bytes); err1 != nil {
+			return fmt.Errorf("the private_key of service account %s cannot be parsed: %w", key.ClientEmail, err)
+		}
+	}
+	return nil
 }
 
 // observed reports every request to an Observer.
