@@ -95,7 +95,9 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
-	if err := r.reconcileFinalizer(ctx, obj); err != nil {
+	if patched, err := r.reconcileFinalizer(ctx, obj); err != nil || patched {
+		// The finalizer patch comes back as a watch event at once; working on now would
+		// race the cache, which may not hold this reconcile's status writes yet.
 		return ctrl.Result{}, err
 	}
 
@@ -108,7 +110,8 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		// A finished operation needs no cancel on deletion: release the finalizer once its
 		// terminal status is stored.
 		if obj.Status.Done {
-			retErr = errors.Join(retErr, r.reconcileFinalizer(ctx, obj))
+			_, err := r.reconcileFinalizer(ctx, obj)
+			retErr = errors.Join(retErr, err)
 		}
 	}()
 

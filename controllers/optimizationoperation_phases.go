@@ -52,10 +52,11 @@ func needsCancelOnDelete(obj *opsv1.OptimizationOperation) bool {
 }
 
 // reconcileFinalizer keeps the finalizer exactly while deletion would have to send a cancel.
-func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context, obj *opsv1.OptimizationOperation) error {
+// patched says whether it wrote the object.
+func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context, obj *opsv1.OptimizationOperation) (patched bool, err error) {
 	want := needsCancelOnDelete(obj)
 	if want == controllerutil.ContainsFinalizer(obj, Finalizer) {
-		return nil
+		return false, nil
 	}
 	// The optimistic lock keeps a stale cache from dropping other controllers' finalizers: a
 	// merge patch replaces the whole list.
@@ -66,9 +67,9 @@ func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context
 		controllerutil.RemoveFinalizer(obj, Finalizer)
 	}
 	if err := r.Patch(ctx, obj, patch); err != nil {
-		return fmt.Errorf("update finalizer: %w", err)
+		return false, fmt.Errorf("update finalizer: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // reconcileDelete sends the cancel deletionPolicy Cancel asks for, then lets the resource go.
@@ -152,8 +153,10 @@ func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationO
 func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
 	state := r.tracker.get(keyOf(obj), obj.UID)
 	now := r.Now()
-	if len(obj.Status.Conditions) == 0 {
+	if len(obj.Status.Conditions) == 0 && state.seenGeneration == 0 {
 		// First visit: say so at once, so a fresh object never looks finished or healthy.
+		// (A copy without conditions after a visit is a cache that lags this process's own
+		// writes: it must not overwrite them with Pending.)
 		policy.SetConditions(obj, policy.Problem{})
 	}
 

@@ -126,7 +126,11 @@ wait_until() {
     if [[ -n "${pid}" ]] && ! kill -0 "${pid}" 2>/dev/null; then
       fail "${what}: the process exited"
     fi
-    (($(date +%s) < deadline)) || fail "${what}: not ready after ${timeout}s"
+    if (($(date +%s) >= deadline)); then
+      # What the resources said when the wait gave up, for the report.
+      kubectl get optop -o yaml >"${DEMO_DIR}/optop.yaml" 2>&1 || true
+      fail "${what}: not ready after ${timeout}s (resources saved in ${DEMO_DIR}/optop.yaml)"
+    fi
     sleep 0.2
   done
 }
@@ -225,9 +229,11 @@ run() {
 state() {
   kubectl get optop "$1" -o jsonpath='{.status.conditions[?(@.type=="Succeeded")].reason}'
 }
+# state_is NAME WANT: whether the State column of NAME reads WANT now (re-read on every call).
+state_is() { test "$(state "$1")" = "$2"; }
 wait_state() {
   local name="$1" want="$2"
-  wait_until 60 "optop/${name} to reach ${want}" "${MGR_PID}" test "$(state "${name}")" = "${want}"
+  wait_until 60 "optop/${name} to reach ${want}" "${MGR_PID}" state_is "${name}" "${want}"
 }
 
 cat >"${DEMO_DIR}/short-solve.json" <<'EOF'
