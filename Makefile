@@ -66,6 +66,18 @@ test: manifests generate fmt vet envtest-assets ## Run all tests against a real 
 # internal/gitops applies dist/install.yaml to the test control plane.
 test: build-installer
 
+
+## Fuzz budget per target for `make fuzz`.
+FUZZTIME ?= 15s
+FUZZ_TARGETS ?= FuzzParseRoute FuzzDecodeRequest FuzzServeHTTP
+
+.PHONY: fuzz
+fuzz: ## Run each emulator fuzz target for FUZZTIME (name parsing, request decoding, the whole handler).
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test ./internal/emulator/ -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) || exit 1; \
+	done
+
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for tests into bin/k8s/ (skipped when present) and print the directory.
 	@hack/envtest-assets.sh
