@@ -63,6 +63,8 @@ lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply the fixes it can make.
 .PHONY: test
 test: manifests generate fmt vet envtest-assets ## Run all tests against a real kube-apiserver and etcd (built on first use).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) test $(TEST_FLAGS) ./... -coverprofile cover.out
+	@# Show which apiserver the suites ran against: the version test again, with its log.
+	@KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) test -count=1 -v -run '^TestAPIServerVersion$$' ./internal/testenv/ | grep -E '/version|^(ok|FAIL|--- )'
 # internal/gitops applies dist/install.yaml to the test control plane.
 test: build-installer
 
