@@ -237,6 +237,7 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	if obj.Status.Cancel == nil {
 		t := metav1.NewTime(now)
 		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t}
+		state.cancelRequestedAt = now
 	}
 	wait, ok := r.Budget.Take(keyOf(obj), budget.Urgent)
 	if !ok {
@@ -322,7 +323,12 @@ func (r *OptimizationOperationReconciler) settle(obj *opsv1.OptimizationOperatio
 	policy.SetConditions(obj, policy.Problem{})
 	if obj.Status.Done {
 		if c := obj.Status.Cancel; c != nil && c.RequestedAt != nil && c.Outcome != opsv1.CancelAlreadyDone {
-			metrics.CancelLatency.WithLabelValues(metrics.State(obj)).Observe(now.Sub(c.RequestedAt.Time).Seconds())
+			// The stored requestedAt has whole seconds; this process's own record is exact.
+			start := c.RequestedAt.Time
+			if !state.cancelRequestedAt.IsZero() {
+				start = state.cancelRequestedAt
+			}
+			metrics.CancelLatency.WithLabelValues(metrics.State(obj)).Observe(max(r.Now().Sub(start), 0).Seconds())
 		}
 		r.forget(keyOf(obj))
 		return ctrl.Result{}

@@ -28,6 +28,9 @@ type pollState struct {
 	// cancelAnswered is set once the server answered the cancel, so a reconcile of a cache
 	// that has not seen the recorded outcome yet does not send it again.
 	cancelAnswered bool
+	// cancelRequestedAt is when this process first acted on spec.cancel, to the nanosecond
+	// (status.cancel.requestedAt keeps whole seconds), for the cancel latency metric.
+	cancelRequestedAt time.Time
 	// failures counts remote calls in a row that failed; firstFailure is when the run began.
 	failures     int
 	firstFailure time.Time
