@@ -19,8 +19,8 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 ## kube-apiserver and etcd for tests, built by hack/envtest-assets.sh into bin/k8s/<version>-<os>-<arch>.
 ENVTEST_ASSETS_DIR ?= $(shell hack/envtest-assets.sh --print-dir)
 
-## Flags for `go test`, e.g. make test TEST_FLAGS='-run TestFoo'. -v keeps the tests' logs (such as the apiserver version) in the output.
-TEST_FLAGS ?= -race -v
+## Flags for `go test`, e.g. make test TEST_FLAGS='-run TestFoo -v'. The apiserver version the suites ran against is printed after them.
+TEST_FLAGS ?= -race
 ## Arguments for `make run`, e.g. make run ARGS='--help'.
 ARGS ?=
 
