@@ -2,11 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"testing"
 	"time"
 
@@ -19,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/routeopt/routeopt-operator/controllers"
+	"github.com/routeopt/routeopt-operator/internal/emulator"
 )
 
 type controllersOptions = controllers.Options
@@ -47,21 +43,9 @@ func cancelViaGoogleAPI(t *testing.T, h *harness, name string) {
 // emulator's OAuth2 endpoint: the operator then runs Google's real service-account flow.
 func serviceAccountKey(t *testing.T, h *harness, email string) []byte {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := emulator.NewServiceAccountKey(h.emu.URL, email)
 	must(t, err)
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	must(t, err)
-	out, err := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "demo-project",
-		"private_key_id": "test-key",
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   email,
-		"client_id":      "1234567890",
-		"token_uri":      h.emu.URL + "/emulator/v1/token",
-	})
-	must(t, err)
-	return out
+	return key
 }
 
 // putSecret creates or replaces a Secret in the harness namespace.

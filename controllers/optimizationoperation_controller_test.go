@@ -139,43 +139,39 @@ func TestCancelSlowShowsCancelling(t *testing.T) {
 	}
 }
 
-func TestCancelUnimplementedThenCompleted(t *testing.T) {
-	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = emulator.CancelUnimplemented }))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
-	h.cancel("c")
-	o := h.waitState("c", opsv1.ReasonCancelUnsupported)
-	expect(t, o, "Unknown/CancelUnsupported", "False/CancelUnsupported", "absent", status.InProgressStatus)
-	if c := o.Status.Cancel; c == nil || c.Outcome != opsv1.CancelUnsupported || !strings.Contains(c.Message, "UNIMPLEMENTED") {
-		t.Errorf("cancel = %+v", c)
-	}
-	h.waitEvent("c", "CancelUnsupported")
+// TestCancelNotTakenThenCompleted: the server answers the cancel UNIMPLEMENTED (as the
+// production reference documents) or NOT_FOUND while the operation can still be read. Either
+// way the operation runs on, is still tracked, and its completion is reported truthfully.
+func TestCancelNotTakenThenCompleted(t *testing.T) {
+	for _, tc := range []struct {
+		mode     emulator.CancelMode
+		outcome  opsv1.CancelOutcome
+		code     string
+		httpCode int
+	}{
+		{emulator.CancelUnimplemented, opsv1.CancelUnsupported, "UNIMPLEMENTED", 501},
+		{emulator.CancelNotFound, opsv1.CancelNotFound, "NOT_FOUND", 404},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = tc.mode }))
+			op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+			h.apply("c", op)
+			h.waitState("c", opsv1.ReasonRunning)
+			h.cancel("c")
+			o := h.waitState("c", opsv1.ReasonCancelUnsupported)
+			expect(t, o, "Unknown/CancelUnsupported", "False/CancelUnsupported", "absent", status.InProgressStatus)
+			if c := o.Status.Cancel; c == nil || c.Outcome != tc.outcome || !strings.Contains(c.Message, tc.code) {
+				t.Errorf("cancel = %+v", c)
+			}
+			h.waitEvent("c", "CancelUnsupported")
 
-	must(t, h.admin.Finish(h.ctx, op))
-	o = h.waitState("c", opsv1.ReasonCompletedDespiteCancel)
-	expect(t, o, "True/CompletedDespiteCancel", "True/CompletedDespiteCancel", "absent", status.CurrentStatus)
-	if n := h.calls(cancelPath, 501); n != 1 {
-		t.Errorf("cancel calls = %d, want exactly 1 (an answered cancel is not sent again)", n)
-	}
-}
-
-func TestCancelNotFoundWhileReadable(t *testing.T) {
-	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = emulator.CancelNotFound }))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
-	h.cancel("c")
-	o := h.waitState("c", opsv1.ReasonCancelUnsupported)
-	expect(t, o, "Unknown/CancelUnsupported", "False/CancelUnsupported", "absent", status.InProgressStatus)
-	if c := o.Status.Cancel; c == nil || c.Outcome != opsv1.CancelNotFound || !strings.Contains(c.Message, "NOT_FOUND") {
-		t.Errorf("cancel = %+v", c)
-	}
-	must(t, h.admin.Finish(h.ctx, op))
-	o = h.waitState("c", opsv1.ReasonCompletedDespiteCancel)
-	expect(t, o, "True/CompletedDespiteCancel", "True/CompletedDespiteCancel", "absent", status.CurrentStatus)
-	if n := h.calls(cancelPath, 404); n != 1 {
-		t.Errorf("cancel calls = %d, want exactly 1", n)
+			must(t, h.admin.Finish(h.ctx, op))
+			o = h.waitState("c", opsv1.ReasonCompletedDespiteCancel)
+			expect(t, o, "True/CompletedDespiteCancel", "True/CompletedDespiteCancel", "absent", status.CurrentStatus)
+			if n := h.calls(cancelPath, 0); n != 1 || h.calls(cancelPath, tc.httpCode) != 1 {
+				t.Errorf("cancel calls = %d, want exactly 1, answered %d (an answered cancel is not sent again)", n, tc.httpCode)
+			}
+		})
 	}
 }
 

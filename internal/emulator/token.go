@@ -1,8 +1,13 @@
 package emulator
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -90,4 +95,27 @@ func parseJWTClaims(assertion string) (jwtClaims, string) {
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
 	body, _ := json.Marshal(map[string]string{"error": code, "error_description": description})
 	writeJSON(w, status, append(body, '\n'))
+}
+
+// NewServiceAccountKey returns a service-account key file for email with a fresh RSA key and
+// token_uri pointing at the emulator at baseURL (such as http://127.0.0.1:8085). Google's
+// client libraries load it like a real key and fetch their tokens from the emulator.
+func NewServiceAccountKey(baseURL, email string) ([]byte, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	return json.Marshal(map[string]string{
+		"type":           "service_account",
+		"project_id":     "demo-project",
+		"private_key_id": "emulator-key",
+		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":   email,
+		"client_id":      "1234567890",
+		"token_uri":      strings.TrimSuffix(baseURL, "/") + tokenPath,
+	})
 }

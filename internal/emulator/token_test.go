@@ -2,12 +2,8 @@ package emulator_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	lroauto "cloud.google.com/go/longrunning/autogen"
@@ -27,23 +23,7 @@ const cloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform"
 // a fresh RSA key, whose token_uri is tokenURI.
 func serviceAccountKey(t *testing.T, email, tokenURI string) []byte {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "demo-project",
-		"private_key_id": "emulator-test-key",
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   email,
-		"client_id":      "1234567890",
-		"token_uri":      tokenURI,
-	})
+	b, err := emulator.NewServiceAccountKey(strings.TrimSuffix(tokenURI, "/emulator/v1/token"), email)
 	if err != nil {
 		t.Fatal(err)
 	}
