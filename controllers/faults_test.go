@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/controllers"
 	"github.com/routeopt/routeopt-operator/internal/emulator"
 )
 
@@ -169,5 +170,27 @@ func TestFleetCancelsExactlyOnceEach(t *testing.T) {
 	}
 	if n := h.calls(cancelPath, 0); n != int64(len(names)) {
 		t.Errorf("%d cancel calls for %d resources, want one each", n, len(names))
+	}
+}
+
+func TestCancelWaitsForTheBudgetNotForTheNextPoll(t *testing.T) {
+	// One token every 2 s, and a poll interval that grows to 10 minutes after the second
+	// read. A cancel right after that read finds the budget empty: it must go out as soon as
+	// tokens are back, not at the next scheduled poll, and the reads around it must not take
+	// every token the cancel needs.
+	h := newHarness(t, withBudget(0.5, 1), withOptions(func(o *controllers.Options) {
+		o.Poll.Min, o.Poll.Max, o.Poll.AgeFactor = 100*time.Millisecond, 10*time.Minute, 1000
+	}))
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("c", op)
+	h.waitState("c", opsv1.ReasonRunning)
+	for h.calls(getPath, 200) < 2 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.cancel("c")
+	o := h.waitState("c", opsv1.ReasonCancelled)
+	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	if n := h.calls(cancelPath, 0); n != 1 {
+		t.Errorf("cancel calls = %d, want 1", n)
 	}
 }

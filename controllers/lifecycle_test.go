@@ -45,6 +45,7 @@ func TestDeletionCancel(t *testing.T) {
 		name       string
 		emu        func(*emulator.Options)
 		creds      bool // reference a Secret that does not exist
+		refused    bool // call with a key of an account the API refuses (403)
 		wantCalls  int64
 		wantEvent  string
 		wantRemote bool // the remote operation ends cancelled
@@ -52,7 +53,10 @@ func TestDeletionCancel(t *testing.T) {
 		{name: "accepted", wantCalls: 1, wantEvent: "CancelledOnDelete", wantRemote: true},
 		{name: "unimplemented", emu: func(o *emulator.Options) { o.CancelMode = emulator.CancelUnimplemented },
 			wantCalls: 1, wantEvent: "CancelOnDeleteFailed"},
+		{name: "notfound-on-cancel", emu: func(o *emulator.Options) { o.CancelMode = emulator.CancelNotFound },
+			wantCalls: 1, wantEvent: "CancelOnDeleteFailed"},
 		{name: "bad-credentials", creds: true, wantCalls: 0, wantEvent: "CancelOnDeleteFailed"},
+		{name: "permission-denied", refused: true, wantCalls: 1, wantEvent: "CancelOnDeleteFailed"},
 		{name: "unavailable-until-timeout", emu: func(o *emulator.Options) { o.Faults.FailAll = true },
 			wantEvent: "CancelOnDeleteFailed"},
 	}
@@ -62,11 +66,20 @@ func TestDeletionCancel(t *testing.T) {
 			if tc.emu != nil {
 				opts = append(opts, withEmulator(tc.emu))
 			}
+			if tc.refused {
+				opts = append(opts, withAuth())
+			}
 			h := newHarness(t, opts...)
+			if tc.refused {
+				h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, badAccount)})
+			}
 			op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
 			h.apply("d", op, deletionPolicy(opsv1.DeletionPolicyCancel), func(o *opsv1.OptimizationOperation) {
-				if tc.creds {
+				switch {
+				case tc.creds:
 					o.Spec.CredentialsSecretRef = &opsv1.SecretKeySelector{Name: "absent"}
+				case tc.refused:
+					o.Spec.CredentialsSecretRef = &opsv1.SecretKeySelector{Name: "sa", Key: "key.json"}
 				}
 			})
 			h.waitFor("d", "finalized", func(o *opsv1.OptimizationOperation) bool {
@@ -148,6 +161,11 @@ func TestCredentialsFromSecret(t *testing.T) {
 	if n := h.calls(getPath, 403); n > denied+1 {
 		t.Errorf("refused credentials were retried %d more times instead of backing off", n-denied)
 	}
+
+	// 5. Refused again while it runs: Ready says why, Succeeded keeps the last state seen.
+	h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, badAccount)})
+	o = h.waitReady("a", opsv1.ReasonAuthFailed)
+	expect(t, o, "Unknown/Running", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
 }
 
 func TestMissingTokenIsAuthFailed(t *testing.T) {
@@ -217,6 +235,59 @@ func TestRestartBetweenCancelRequestAndSend(t *testing.T) {
 	h.waitFor("r", "observed", func(o *opsv1.OptimizationOperation) bool { return o.Status.ObservedGeneration == o.Generation })
 	if n := h.calls(cancelPath, 0); n != 1 {
 		t.Errorf("cancel calls = %d, want exactly 1", n)
+	}
+}
+
+// runningWithUnansweredCancel starts a long solve tracked by resource name, then asks for a
+// cancel while every cancel call answers 503, and waits until status.cancel records the
+// request with no answer. It returns the remote operation's name.
+func (h *harness) runningWithUnansweredCancel(name string, mutate ...func(*opsv1.OptimizationOperation)) string {
+	h.t.Helper()
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply(name, op, mutate...)
+	h.waitState(name, opsv1.ReasonRunning)
+	must(h.t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
+		emulator.MethodCancelOperation: {FailNext: 1 << 20},
+	}}))
+	h.cancel(name)
+	h.waitFor(name, "cancel recorded, unanswered", func(o *opsv1.OptimizationOperation) bool {
+		c := o.Status.Cancel
+		return c != nil && c.RequestedAt != nil && c.Outcome == "" && h.calls(cancelPath, 503) > 0
+	})
+	return op
+}
+
+func TestRestartWithCancelRecordedButUnanswered(t *testing.T) {
+	// The operator recorded the request in status, but every send failed before it stopped:
+	// the next process finds the request in the object and sends it, exactly once.
+	h := newHarness(t)
+	h.runningWithUnansweredCancel("r")
+
+	h.stopManager()
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
+	h.startManager()
+	o := h.waitState("r", opsv1.ReasonCancelled)
+	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	if n := h.calls(cancelPath, 200); n != 1 {
+		t.Errorf("accepted cancels = %d, want exactly 1", n)
+	}
+}
+
+func TestFinishedWhileCancelUnanswered(t *testing.T) {
+	// The solve ends with a response while the cancel endpoint keeps failing: the record gets
+	// an outcome (nothing more will be sent) and the state is the plain truth, Succeeded.
+	h := newHarness(t)
+	op := h.runningWithUnansweredCancel("c", deletionPolicy(opsv1.DeletionPolicyCancel))
+	must(t, h.admin.Finish(h.ctx, op))
+
+	o := h.waitState("c", opsv1.ReasonSucceeded)
+	expect(t, o, "True/Succeeded", "True/Succeeded", "absent", status.CurrentStatus)
+	if c := o.Status.Cancel; c == nil || c.Outcome != opsv1.CancelAlreadyDone {
+		t.Errorf("status.cancel = %+v, want outcome AlreadyDone", c)
+	}
+	h.waitFor("c", "finalizer released", func(o *opsv1.OptimizationOperation) bool { return len(o.Finalizers) == 0 })
+	if n := h.calls(cancelPath, 200); n != 0 {
+		t.Errorf("accepted cancels = %d, want 0", n)
 	}
 }
 

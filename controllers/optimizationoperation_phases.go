@@ -95,6 +95,23 @@ func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, o
 	return ctrl.Result{}, nil
 }
 
+// closeCancelRecord gives a cancel that will never be sent, because the operation was seen
+// done first, its outcome: a record without one would read as a cancel still under way.
+func closeCancelRecord(obj *opsv1.OptimizationOperation, now time.Time) {
+	if !obj.Spec.Cancel || cancelAnswered(obj) {
+		return
+	}
+	if obj.Status.Cancel == nil {
+		t := metav1.NewTime(now)
+		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t, Outcome: opsv1.CancelAlreadyDone,
+			Message: "The operation had already finished; no cancel was sent"}
+		return
+	}
+	// Requested earlier, but every attempt was deferred or failed before an answer came.
+	obj.Status.Cancel.Outcome = opsv1.CancelAlreadyDone
+	obj.Status.Cancel.Message = "The operation finished before the server answered the cancel"
+}
+
 func cancelAnswered(obj *opsv1.OptimizationOperation) bool {
 	return obj.Status.Cancel != nil && obj.Status.Cancel.Outcome != ""
 }
@@ -126,7 +143,10 @@ func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, ob
 	if !f.Kind.Permanent() && inTime {
 		r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteRetrying", "Delete",
 			"Cancel of operation %s failed, retrying: %s", name, f)
-		return ctrl.Result{RequeueAfter: max(f.RetryAfter, 2*time.Second)}, true
+		// Back off as the deletion ages (2 s, then half the time waited so far, at most 30 s):
+		// about a dozen calls within the default timeout, not one every two seconds.
+		since := r.Now().Sub(obj.DeletionTimestamp.Time)
+		return ctrl.Result{RequeueAfter: max(f.RetryAfter, min(max(since/2, 2*time.Second), 30*time.Second))}, true
 	}
 	r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteFailed", "Delete",
 		"Deleted without cancelling operation %s: %s", name, f)
@@ -137,11 +157,7 @@ func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, ob
 // cancel asked for only now changes nothing but the record of the request.
 func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationOperation) {
 	r.forget(keyOf(obj))
-	if obj.Spec.Cancel && obj.Status.Cancel == nil {
-		now := metav1.NewTime(r.Now())
-		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &now, Outcome: opsv1.CancelAlreadyDone,
-			Message: "The operation had already finished; no cancel was sent"}
-	}
+	closeCancelRecord(obj, r.Now())
 	obj.Status.ObservedGeneration = obj.Generation
 	for i := range obj.Status.Conditions {
 		obj.Status.Conditions[i].ObservedGeneration = obj.Generation
@@ -183,14 +199,22 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 	if sendCancel || r.followingCancel(obj, now) {
 		prio = budget.Urgent
 	}
-	op, res, err := r.get(ctx, ops, obj, state, prio)
-	if op == nil {
-		if err != nil {
-			return r.failed(obj, state, now, credsKey, err), nil
+	if sendCancel && state.readForCancel {
+		// The last reconcile read the operation running, then found no room in the budget for
+		// the cancel. Spend this token on the cancel: reading first again could take the only
+		// token every time and starve the cancel.
+		state.readForCancel = false
+	} else {
+		state.readForCancel = false
+		op, res, err := r.get(ctx, ops, obj, state, prio)
+		if op == nil {
+			if err != nil {
+				return r.failed(obj, state, now, credsKey, err), nil
+			}
+			return res, nil // the budget said wait
 		}
-		return res, nil // the budget said wait
+		r.succeeded(obj, state, op, now)
 	}
-	r.succeeded(obj, state, op, now)
 
 	if sendCancel && cancelPending(obj) {
 		if res, done := r.sendCancel(ctx, ops, obj, state, credsKey); done {
@@ -214,6 +238,9 @@ func (r *OptimizationOperationReconciler) get(ctx context.Context, ops remote.Op
 	wait, ok := r.Budget.Take(keyOf(obj), prio)
 	if !ok {
 		metrics.BudgetDeferred.WithLabelValues(prio.String()).Inc()
+		// Due again as soon as the budget has room, not at the old schedule: the spec
+		// change or cancel this read serves was already marked as seen.
+		state.nextPollAt = r.Now().Add(wait)
 		return nil, ctrl.Result{RequeueAfter: wait}, nil
 	}
 	if !state.nextPollAt.IsZero() {
@@ -243,6 +270,8 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	if !ok {
 		metrics.BudgetDeferred.WithLabelValues(budget.Urgent.String()).Inc()
 		policy.SetConditions(obj, policy.Problem{})
+		state.nextPollAt = now.Add(wait) // come back for the cancel as soon as there is room
+		state.readForCancel = true
 		return ctrl.Result{RequeueAfter: wait}, true
 	}
 	err := ops.Cancel(ctx, obj.Spec.OperationName)
@@ -262,11 +291,10 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	// Transient, rate limited or refused credentials: no answer yet, so the cancel stays
 	// pending and is sent again after a backoff of its own. The state already says a cancel is
 	// under way.
-	f := policy.Classify(err)
 	policy.SetConditions(obj, policy.Problem{})
+	res, f := r.recordFailure(obj, state, now, credsKey, err)
 	r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
 		"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
-	res = r.failed(obj, state, now, credsKey, err)
 	state.cancelFailures++
 	in := r.pollInput(obj, state, now)
 	in.Failure, in.Failures = &f, state.cancelFailures
@@ -275,8 +303,19 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	return ctrl.Result{RequeueAfter: min(res.RequeueAfter, state.nextCancelAt.Sub(now))}, true
 }
 
-// failed records a failed call and decides when to try again.
+// failed records a failed read, tells about a transient one in an event (a permanent one is
+// on the Ready condition already), and decides when to try again.
 func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error) ctrl.Result {
+	res, f := r.recordFailure(obj, state, now, credsKey, err)
+	if !f.Kind.Permanent() {
+		r.event(obj, corev1.EventTypeWarning, "RemoteError", "Poll", "Reading operation %s failed: %s", obj.Spec.OperationName, f)
+	}
+	return res
+}
+
+// recordFailure records a failed call (a read or a cancel) in the conditions and the poll
+// state, and decides when to try again.
+func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error) (ctrl.Result, policy.Failure) {
 	f := policy.Classify(err)
 	state.failed(now, f)
 	name := obj.Spec.OperationName
@@ -300,25 +339,20 @@ func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperatio
 		policy.SetConditions(obj, p)
 		obj.Status.ObservedGeneration = obj.Generation
 	}
-	if !f.Kind.Permanent() {
-		r.event(obj, corev1.EventTypeWarning, "RemoteError", "Poll", "Reading operation %s failed: %s", name, f)
-	}
 	delay := policy.NextPoll(r.Options.Poll, r.pollInput(obj, state, now))
 	state.nextPollAt = now.Add(delay)
 	if f.Kind == policy.Auth {
 		// Notice a fixed Secret soon; the remote call waits for the backoff or a new key.
-		return ctrl.Result{RequeueAfter: min(delay, r.Options.CredentialsRecheck)}
+		return ctrl.Result{RequeueAfter: min(delay, r.Options.CredentialsRecheck)}, f
 	}
-	return ctrl.Result{RequeueAfter: delay}
+	return ctrl.Result{RequeueAfter: delay}, f
 }
 
 // settle finishes a reconcile whose reads succeeded: conditions, metrics, next poll.
 func (r *OptimizationOperationReconciler) settle(obj *opsv1.OptimizationOperation, state *pollState, now time.Time) ctrl.Result {
 	obj.Status.ObservedGeneration = obj.Generation
-	if obj.Status.Done && obj.Spec.Cancel && obj.Status.Cancel == nil {
-		t := metav1.NewTime(now)
-		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t, Outcome: opsv1.CancelAlreadyDone,
-			Message: "The operation had already finished; no cancel was sent"}
+	if obj.Status.Done {
+		closeCancelRecord(obj, now)
 	}
 	policy.SetConditions(obj, policy.Problem{})
 	if obj.Status.Done {

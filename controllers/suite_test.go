@@ -89,7 +89,7 @@ func testOptions() controllers.Options {
 
 // harness is one test's world: its own namespace, emulator and manager.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	ns     string
 	emu    *httptest.Server
@@ -128,7 +128,7 @@ func withAuth() harnessOption {
 	}
 }
 
-func newHarness(t *testing.T, options ...harnessOption) *harness {
+func newHarness(t testing.TB, options ...harnessOption) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -362,7 +362,7 @@ func condition(o *opsv1.OptimizationOperation, typ string) string {
 	return string(c.Status) + "/" + c.Reason
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,9 @@ type pollState struct {
 	// a cancel endpoint that keeps failing is backed off like any other.
 	cancelFailures int
 	nextCancelAt   time.Time
+	// readForCancel is set when a read found the operation running but the budget had no room
+	// left for the cancel: the next attempt sends the cancel without reading again first.
+	readForCancel bool
 	// cancelAnswered is set once the server answered the cancel, so a reconcile of a cache
 	// that has not seen the recorded outcome yet does not send it again.
 	cancelAnswered bool

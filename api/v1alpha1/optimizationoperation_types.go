@@ -127,7 +127,8 @@ const (
 	// CancelNotFound: the server answered NOT_FOUND to the cancel while the operation could
 	// still be read; the operator keeps tracking it.
 	CancelNotFound CancelOutcome = "NotFound"
-	// CancelAlreadyDone: the operation had finished before a cancel was sent; nothing was sent.
+	// CancelAlreadyDone: the operation was seen finished before the server answered a cancel
+	// (usually before one was sent); nothing more is sent.
 	CancelAlreadyDone CancelOutcome = "AlreadyDone"
 )
 
