@@ -111,6 +111,21 @@ func (c config) validate() error {
 	case c.opts.MaxConcurrentReconciles < 1:
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.opts.MaxConcurrentReconciles)
 	}
+	// A zero wait would turn a retry schedule into a hot loop (or, for the request timeout,
+	// fail every call): none of these may be zero or negative.
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{
+		{"--request-timeout", c.requestTimeout},
+		{"--deletion-cancel-timeout", c.opts.DeletionCancelTimeout},
+		{"--remote-unavailable-after", c.opts.RemoteUnavailableAfter},
+		{"--credentials-recheck-interval", c.opts.CredentialsRecheck},
+	} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", d.flag, d.value)
+		}
+	}
 	return nil
 }
 
