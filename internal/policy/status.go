@@ -144,11 +144,11 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 			set(opsv1.ConditionSucceeded, metav1.ConditionTrue, reason, msg)
 			set(opsv1.ConditionReady, metav1.ConditionTrue, reason, msg)
 		case e.Code == 1 && obj.Spec.Cancel:
-			msg := fmt.Sprintf("Operation %s was cancelled as requested: %s", name, e.Message)
+			msg := fmt.Sprintf("Operation %s was cancelled as requested: %s (code %d): %s", name, e.Status, e.Code, e.Message)
 			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
 			set(opsv1.ConditionReady, metav1.ConditionTrue, opsv1.ReasonCancelled, msg)
 		case e.Code == 1:
-			msg := fmt.Sprintf("Operation %s was cancelled, but not through this resource: %s", name, e.Message)
+			msg := fmt.Sprintf("Operation %s was cancelled, but not through this resource: %s (code %d): %s", name, e.Status, e.Code, e.Message)
 			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
 			set(opsv1.ConditionReady, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
 			stalled(opsv1.ReasonCancelled, msg)
