@@ -114,7 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		ready <- addr
 	}
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// Requests run under a context that shutdown cancels: an injected latency then ends at
+	// once instead of holding Shutdown until its timeout.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 
@@ -130,6 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 			}
 		case <-ctx.Done():
 			c.opts.Logger.Info("shutting down")
+			cancelRequests()
 			sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 			defer cancel()
 			if err := hs.Shutdown(sctx); err != nil {

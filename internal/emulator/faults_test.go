@@ -102,3 +102,16 @@ func TestHTTPStatusNeverCancelled499(t *testing.T) {
 		}
 	}
 }
+
+func TestResetRestartsSeededIDs(t *testing.T) {
+	ids := func(s *Server) []string { return []string{s.newID(), s.newID(), s.newID()} }
+	s := New(Options{Seed: 42})
+	first := ids(s)
+	s.Reset()
+	if again := ids(s); again[0] != first[0] || again[2] != first[2] {
+		t.Errorf("IDs after Reset = %v, want the fresh sequence %v", again, first)
+	}
+	if fresh := ids(New(Options{Seed: 42})); fresh[1] != first[1] {
+		t.Errorf("two emulators with seed 42 disagree: %v vs %v", fresh, first)
+	}
+}

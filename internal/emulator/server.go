@@ -30,6 +30,9 @@ type Server struct {
 
 	idMu  sync.Mutex
 	idRng *mrand.Rand
+	// seed is the --seed the emulator started with (0: none); Reset starts its ID sequence
+	// again, so a reset emulator hands out the same names as a fresh one.
+	seed uint64
 
 	creates atomic.Uint64 // drives the occasional sweep of expired operations
 }
@@ -69,17 +72,24 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	// Operation IDs are reproducible under a seed; otherwise random, so a
-	// restarted emulator never hands out a name a client may still poll.
-	idSeed := uint64(opts.Seed)
+	s.seed = uint64(opts.Seed)
+	s.resetIDs()
+	s.settings.Store(st)
+	return s, nil
+}
+
+// resetIDs starts the sequence of operation IDs. IDs are reproducible under a seed;
+// otherwise random, so a restarted emulator never hands out a name a client may still poll.
+func (s *Server) resetIDs() {
+	idSeed := s.seed
 	if idSeed == 0 {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		idSeed = binary.LittleEndian.Uint64(b[:])
 	}
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
 	s.idRng = mrand.New(mrand.NewPCG(idSeed, 0x726f7574656f7074))
-	s.settings.Store(st)
-	return s, nil
 }
 
 // ServeHTTP dispatches to the Google-facing and admin surfaces.
@@ -123,6 +133,9 @@ func (s *Server) Reset() {
 	s.counters.reset()
 	s.faults.set(s.initial)
 	s.settings.Store(s.startup)
+	if s.seed != 0 {
+		s.resetIDs()
+	}
 }
 
 // SetFaults replaces the fault configuration.
