@@ -1,7 +1,9 @@
 -- Argo CD health check for ops.routeopt.dev/OptimizationOperation (routeopt-operator).
 -- Install it with argocd-cm.yaml in this directory; tests: health_test.yaml and testdata/.
 --
--- The order follows kstatus, which Flux uses, so both tools agree:
+-- The order follows kstatus, which Flux uses, so both tools agree on every state but two: an
+-- object without status (kstatus: Current) and RemoteUnavailable (kstatus: InProgress, since it
+-- is not Stalled; here Degraded, so an outage shows in the Argo CD UI). See docs/gitops.md.
 --   no status, or status.observedGeneration older than metadata.generation -> Progressing
 --   Stalled=True                              -> Degraded (failed, cancelled elsewhere, not found, bad credentials)
 --   Ready=True                                -> Healthy  (succeeded, completed despite cancel, cancelled as requested)

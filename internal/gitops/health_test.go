@@ -16,6 +16,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
 	"github.com/routeopt/routeopt-operator/internal/testenv"
@@ -357,5 +358,47 @@ data:
 		keys := slices.Sorted(maps.Keys(cm.Data))
 		t.Errorf("%s: data[%s] differs from health.lua (keys: %v); run: go test ./internal/gitops -run TestArgoCDConfigMap -update",
 			path, argoHealthKey, keys)
+	}
+}
+
+// TestKstatusOfCapturedStates computes kstatus (what Flux and kpt wait on) for the objects
+// captured from a real API server in every state, the same ones the Argo CD check is tested
+// on, so both tools are known to read each state as documented in docs/gitops.md.
+func TestKstatusOfCapturedStates(t *testing.T) {
+	want := map[string]status.Status{
+		"no-status":                status.CurrentStatus, // no conditions at all: kstatus cannot tell
+		"pending":                  status.InProgressStatus,
+		"generation-lagging":       status.InProgressStatus,
+		"running":                  status.InProgressStatus,
+		"cancelling":               status.InProgressStatus,
+		"cancel-unsupported":       status.InProgressStatus,
+		"succeeded":                status.CurrentStatus,
+		"completed-despite-cancel": status.CurrentStatus,
+		"cancelled":                status.CurrentStatus,
+		"cancelled-elsewhere":      status.FailedStatus,
+		"failed":                   status.FailedStatus,
+		"not-found":                status.FailedStatus,
+		"auth-failed":              status.FailedStatus,
+		"auth-failed-secret":       status.FailedStatus,
+		"request-rejected":         status.FailedStatus,
+		"remote-unavailable":       status.InProgressStatus,
+	}
+	for _, tc := range readHealthTests(t).Tests {
+		name := strings.TrimSuffix(filepath.Base(tc.InputPath), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			w, ok := want[name]
+			if !ok {
+				t.Fatalf("no kstatus expectation for fixture %s", tc.InputPath)
+			}
+			obj := &unstructured.Unstructured{Object: readObject(t, filepath.Join(argoDir(), tc.InputPath))}
+			res, err := status.Compute(obj)
+			if err != nil {
+				t.Fatalf("kstatus: %v", err)
+			}
+			t.Logf("%s -> %s: %s", tc.InputPath, res.Status, res.Message)
+			if res.Status != w {
+				t.Errorf("kstatus = %s (%s), want %s", res.Status, res.Message, w)
+			}
+		})
 	}
 }
