@@ -38,6 +38,11 @@ case "${MODE}" in
     ;;
 esac
 
+if [[ "${MODE}" == demo && "${START_MANAGER:-1}" == 0 ]]; then
+  echo "hack/demo.sh: START_MANAGER=0 is for dev and exec; the demo needs its manager" >&2
+  exit 2
+fi
+
 for b in demo-env manager routeopt-emulator; do
   [[ -x "${BIN}/${b}" ]] || { echo "hack/demo.sh: ${BIN}/${b} is missing; run it through make (make demo, make dev)" >&2; exit 1; }
 done
