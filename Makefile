@@ -80,6 +80,13 @@ fuzz: ## Run each emulator fuzz target for FUZZTIME (name parsing, request decod
 		$(GO) test ./internal/emulator/ -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) || exit 1; \
 	done
 
+## Benchmark time per benchmark for `make bench` (CI runs each once: BENCHTIME=1x).
+BENCHTIME ?= 1s
+
+.PHONY: bench
+bench: envtest-assets ## Run the benchmarks: emulator GET throughput with 10,000 operations; cancel patch to Cancelled status.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) test ./internal/emulator/ ./controllers/ -run='^$$' -bench=. -benchtime=$(BENCHTIME)
+
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for tests into bin/k8s/ (skipped when present) and print the directory.
 	@hack/envtest-assets.sh
@@ -99,7 +106,7 @@ dev: envtest-assets demo-binaries ## Start the local control plane, the emulator
 	hack/demo.sh dev
 
 .PHONY: demo-binaries
-demo-binaries: | $(LOCALBIN)
+demo-binaries: | $(LOCALBIN) ## Build bin/manager, bin/routeopt-emulator and bin/demo-env for make demo and make dev.
 	$(GO) build -o $(LOCALBIN)/manager ./cmd
 	$(GO) build -o $(LOCALBIN)/routeopt-emulator ./cmd/routeopt-emulator
 	$(GO) build -o $(LOCALBIN)/demo-env ./hack/demo
@@ -131,6 +138,25 @@ uninstall: manifests ## Uninstall the CRDs from the cluster in ~/.kube/config. C
 
 ## Image of the manager written into dist/install.yaml.
 IMG ?= routeopt-operator:latest
+
+## Container tool for docker-build and docker-push.
+CONTAINER_TOOL ?= docker
+
+.PHONY: docker-build
+docker-build: ## Build the manager image IMG with the Dockerfile.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the manager image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: deploy
+deploy: build-installer ## Apply dist/install.yaml (CRD, RBAC, manager with image IMG) to the cluster in ~/.kube/config.
+	$(KUBECTL) apply --server-side -f dist/install.yaml
+
+.PHONY: undeploy
+undeploy: ## Delete what deploy applied. Call with ignore-not-found=true to ignore missing resources.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager) from config/default, e.g. make build-installer IMG=registry.example.com/routeopt-operator:v0.1.0.
