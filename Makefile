@@ -169,10 +169,21 @@ build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager) from 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
+# The binary's name carries the version of hack/versions.env; refuse to build it from a
+# hack/tools/go.mod that pins another one (run make update-modules after changing a pin).
+define check-tool-pin
+	@got="$$(cd hack/tools && $(GO) list -m -f '{{.Version}}' $(1))"; \
+	if [[ "$$got" != "$(2)" ]]; then \
+		echo "hack/tools/go.mod pins $(1) $$got, hack/versions.env says $(2): run make update-modules" >&2; exit 1; \
+	fi
+endef
+
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum | $(LOCALBIN)
+	$(call check-tool-pin,sigs.k8s.io/controller-tools,$(CONTROLLER_GEN_VERSION))
 	cd hack/tools && $(GO) build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 
 $(GOLANGCI_LINT): hack/tools/go.mod hack/tools/go.sum | $(LOCALBIN)
+	$(call check-tool-pin,github.com/golangci/golangci-lint/v2,$(GOLANGCI_LINT_VERSION))
 	cd hack/tools && $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: tools
