@@ -111,19 +111,29 @@ func (c config) validate() error {
 	case c.opts.MaxConcurrentReconciles < 1:
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.opts.MaxConcurrentReconciles)
 	}
-	// A zero wait would turn a retry schedule into a hot loop (or, for the request timeout,
-	// fail every call): none of these may be zero or negative.
+	// Zero here would turn a requeue into a hot loop (the recheck) or fail every call (the
+	// timeout).
 	for _, d := range []struct {
 		flag  string
 		value time.Duration
 	}{
 		{"--request-timeout", c.requestTimeout},
-		{"--deletion-cancel-timeout", c.opts.DeletionCancelTimeout},
-		{"--remote-unavailable-after", c.opts.RemoteUnavailableAfter},
 		{"--credentials-recheck-interval", c.opts.CredentialsRecheck},
 	} {
 		if d.value <= 0 {
 			return fmt.Errorf("%s must be positive, got %s", d.flag, d.value)
+		}
+	}
+	// Zero means "do not retry" and "report at once"; only a negative value is a mistake.
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{
+		{"--deletion-cancel-timeout", c.opts.DeletionCancelTimeout},
+		{"--remote-unavailable-after", c.opts.RemoteUnavailableAfter},
+	} {
+		if d.value < 0 {
+			return fmt.Errorf("%s must not be negative, got %s", d.flag, d.value)
 		}
 	}
 	return nil

@@ -25,7 +25,9 @@ func TestValidate(t *testing.T) {
 		{name: "no workers", mutate: func(c *config) { c.opts.MaxConcurrentReconciles = 0 }, wantErr: "--max-concurrent-reconciles"},
 		{name: "zero request timeout", mutate: func(c *config) { c.requestTimeout = 0 }, wantErr: "--request-timeout"},
 		{name: "negative deletion timeout", mutate: func(c *config) { c.opts.DeletionCancelTimeout = -time.Second }, wantErr: "--deletion-cancel-timeout"},
-		{name: "zero unavailable-after", mutate: func(c *config) { c.opts.RemoteUnavailableAfter = 0 }, wantErr: "--remote-unavailable-after"},
+		{name: "zero deletion timeout: no retries", mutate: func(c *config) { c.opts.DeletionCancelTimeout = 0 }},
+		{name: "zero unavailable-after: at once", mutate: func(c *config) { c.opts.RemoteUnavailableAfter = 0 }},
+		{name: "negative unavailable-after", mutate: func(c *config) { c.opts.RemoteUnavailableAfter = -time.Minute }, wantErr: "--remote-unavailable-after"},
 		{name: "zero recheck", mutate: func(c *config) { c.opts.CredentialsRecheck = 0 }, wantErr: "--credentials-recheck-interval"},
 	}
 	for _, tc := range tests {

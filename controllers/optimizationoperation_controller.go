@@ -89,6 +89,9 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// A cancel answered in an earlier reconcile may not be in this cached copy yet: without
+	// the answer, the steps below would send it again or write over it.
+	r.tracker.get(keyOf(obj), obj.UID).restoreCancel(&obj.Status)
 	log := logf.FromContext(ctx).WithValues("operation", obj.Spec.OperationName)
 	ctx = logf.IntoContext(ctx, log)
 

@@ -145,8 +145,10 @@ func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, ob
 			"Cancel of operation %s failed, retrying: %s", name, f)
 		// Back off as the deletion ages (2 s, then half the time waited so far, at most 30 s):
 		// about a dozen calls within the default timeout, not one every two seconds.
+		// The last try comes at the timeout, not after it.
 		since := r.Now().Sub(obj.DeletionTimestamp.Time)
-		return ctrl.Result{RequeueAfter: max(f.RetryAfter, min(max(since/2, 2*time.Second), 30*time.Second))}, true
+		wait := max(f.RetryAfter, min(max(since/2, 2*time.Second), 30*time.Second))
+		return ctrl.Result{RequeueAfter: max(min(wait, r.Options.DeletionCancelTimeout-since), 10*time.Millisecond)}, true
 	}
 	r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteFailed", "Delete",
 		"Deleted without cancelling operation %s: %s", name, f)
@@ -194,7 +196,7 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		return r.failed(obj, state, now, credsKey, err), nil
 	}
 
-	sendCancel := cancelPending(obj) && !state.cancelAnswered && !now.Before(state.nextCancelAt)
+	sendCancel := cancelPending(obj) && !now.Before(state.nextCancelAt)
 	prio := budget.Poll
 	if sendCancel || r.followingCancel(obj, now) {
 		prio = budget.Urgent
@@ -278,7 +280,8 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	outcome, msg, answered := policy.CancelOutcome(err)
 	if answered {
 		obj.Status.Cancel.Outcome, obj.Status.Cancel.Message = outcome, msg
-		state.cancelAnswered, state.cancelFailures, state.nextCancelAt = true, 0, time.Time{}
+		state.cancelOutcome, state.cancelMessage = outcome, msg
+		state.cancelFailures, state.nextCancelAt = 0, time.Time{}
 		if err == nil {
 			r.event(obj, corev1.EventTypeNormal, "CancelSent", "Cancel",
 				"Sent a cancel for operation %s; the server accepted it", obj.Spec.OperationName)
@@ -292,7 +295,7 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	// pending and is sent again after a backoff of its own. The state already says a cancel is
 	// under way.
 	policy.SetConditions(obj, policy.Problem{})
-	res, f := r.recordFailure(obj, state, now, credsKey, err)
+	res, f := r.recordFailure(obj, state, now, credsKey, err, true)
 	r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
 		"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
 	state.cancelFailures++
@@ -306,16 +309,16 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 // failed records a failed read, tells about a transient one in an event (a permanent one is
 // on the Ready condition already), and decides when to try again.
 func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error) ctrl.Result {
-	res, f := r.recordFailure(obj, state, now, credsKey, err)
+	res, f := r.recordFailure(obj, state, now, credsKey, err, false)
 	if !f.Kind.Permanent() {
 		r.event(obj, corev1.EventTypeWarning, "RemoteError", "Poll", "Reading operation %s failed: %s", obj.Spec.OperationName, f)
 	}
 	return res
 }
 
-// recordFailure records a failed call (a read or a cancel) in the conditions and the poll
-// state, and decides when to try again.
-func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error) (ctrl.Result, policy.Failure) {
+// recordFailure records a failed call (a read, or a cancel when cancel is true) in the
+// conditions and the poll state, and decides when to try again.
+func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error, cancel bool) (ctrl.Result, policy.Failure) {
 	f := policy.Classify(err)
 	state.failed(now, f)
 	name := obj.Spec.OperationName
@@ -330,9 +333,12 @@ func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationO
 		state.refusedCreds = credsKey
 	}
 	var p policy.Problem
-	if credsErr := (*policy.CredentialsError)(nil); errors.As(err, &credsErr) {
+	switch credsErr := (*policy.CredentialsError)(nil); {
+	case errors.As(err, &credsErr):
 		p = policy.CredentialsProblem(name, err)
-	} else {
+	case cancel:
+		p = policy.CancelProblemFor(name, f)
+	default:
 		p = policy.ProblemFor(name, f, now.Sub(state.firstFailure) >= r.Options.RemoteUnavailableAfter)
 	}
 	if p.Reason != "" {

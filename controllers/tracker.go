@@ -4,8 +4,10 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
@@ -28,9 +30,11 @@ type pollState struct {
 	// readForCancel is set when a read found the operation running but the budget had no room
 	// left for the cancel: the next attempt sends the cancel without reading again first.
 	readForCancel bool
-	// cancelAnswered is set once the server answered the cancel, so a reconcile of a cache
-	// that has not seen the recorded outcome yet does not send it again.
-	cancelAnswered bool
+	// cancelOutcome and cancelMessage are the server's answer to the cancel, once there was
+	// one: a reconcile of a cache that does not show the recorded outcome yet neither sends
+	// the cancel again nor writes over the answer.
+	cancelOutcome opsv1.CancelOutcome
+	cancelMessage string
 	// cancelRequestedAt is when this process first acted on spec.cancel, to the nanosecond
 	// (status.cancel.requestedAt keeps whole seconds), for the cancel latency metric.
 	cancelRequestedAt time.Time
@@ -41,6 +45,19 @@ type pollState struct {
 	// refusedCreds is the credentials key the server refused (or that failed to load). Another
 	// key, after the Secret changed, is tried at once instead of after the backoff.
 	refusedCreds string
+}
+
+// restoreCancel puts the cancel answer this process recorded back into st when the cached
+// copy st came from does not show it yet.
+func (s *pollState) restoreCancel(st *opsv1.OptimizationOperationStatus) {
+	if s.cancelOutcome == "" || (st.Cancel != nil && st.Cancel.Outcome != "") {
+		return
+	}
+	if st.Cancel == nil {
+		t := metav1.NewTime(s.cancelRequestedAt)
+		st.Cancel = &opsv1.CancelStatus{RequestedAt: &t}
+	}
+	st.Cancel.Outcome, st.Cancel.Message = s.cancelOutcome, s.cancelMessage
 }
 
 // due reports whether the resource should be read now.

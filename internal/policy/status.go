@@ -101,7 +101,7 @@ func ProblemFor(name string, f Failure, unavailable bool) Problem {
 			"Operation %s was not found: %s. It never existed under this name, or it finished and expired before it was seen done", name, f)}
 	case f.Kind == Auth:
 		return Problem{Reason: opsv1.ReasonAuthFailed, Message: fmt.Sprintf(
-			"Cannot read operation %s: %s. Check that the credentials (spec.credentialsSecretRef, or the operator's Workload Identity) belong to a principal with the Route Optimization Editor role in the operation's project", name, f)}
+			"Cannot read operation %s: %s. %s", name, f, authHint)}
 	case f.Kind.Permanent():
 		return Problem{Reason: opsv1.ReasonRequestRejected, Message: fmt.Sprintf(
 			"The server rejected reading operation %s: %s", name, f)}
@@ -110,6 +110,20 @@ func ProblemFor(name string, f Failure, unavailable bool) Problem {
 			"Reads of operation %s have kept failing for longer than the operator's --remote-unavailable-after; last error: %s", name, f)}
 	}
 	return Problem{}
+}
+
+// authHint says what to fix when the API refuses the credentials.
+const authHint = "Check that the credentials (spec.credentialsSecretRef, or the operator's Workload Identity) belong to a principal with the Route Optimization Editor role in the operation's project"
+
+// CancelProblemFor turns a failed cancel that is no answer (see CancelOutcome) into a Problem.
+// Only refused credentials are one: a person must act, though reads may still succeed.
+// Transient failures are retried and show as Cancelling.
+func CancelProblemFor(name string, f Failure) Problem {
+	if f.Kind != Auth {
+		return Problem{}
+	}
+	return Problem{Reason: opsv1.ReasonAuthFailed, Message: fmt.Sprintf(
+		"Cannot cancel operation %s: %s. %s", name, f, authHint)}
 }
 
 // CredentialsProblem is the Problem for credentials that could not be loaded at all.

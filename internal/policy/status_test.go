@@ -620,6 +620,35 @@ func TestProblemFor(t *testing.T) {
 	}
 }
 
+func TestCancelProblemFor(t *testing.T) {
+	cases := []struct {
+		name   string
+		f      policy.Failure
+		reason string
+	}{
+		{"PermissionDenied", policy.Failure{Kind: policy.Auth, Code: codes.PermissionDenied, Message: "denied"}, opsv1.ReasonAuthFailed},
+		{"Unauthenticated", policy.Failure{Kind: policy.Auth, Code: codes.Unauthenticated, Message: "bad token"}, opsv1.ReasonAuthFailed},
+		{"Unavailable", policy.Failure{Kind: policy.Transient, Code: codes.Unavailable, Message: "down"}, ""},
+		{"RateLimited", policy.Failure{Kind: policy.RateLimited, Code: codes.ResourceExhausted, Message: "quota"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := policy.CancelProblemFor(opName, tc.f)
+			if p.Reason != tc.reason {
+				t.Fatalf("Reason = %q, want %q", p.Reason, tc.reason)
+			}
+			if tc.reason == "" {
+				return
+			}
+			for _, want := range []string{"Cannot cancel operation " + opName, policy.CodeName(int32(tc.f.Code)), "Route Optimization Editor"} {
+				if !strings.Contains(strings.ToUpper(p.Message), strings.ToUpper(want)) {
+					t.Errorf("message %q does not contain %q", p.Message, want)
+				}
+			}
+		})
+	}
+}
+
 func TestCredentialsProblem(t *testing.T) {
 	err := &policy.CredentialsError{Err: errBadKey}
 	p := policy.CredentialsProblem(opName, err)
