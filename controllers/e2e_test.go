@@ -43,7 +43,7 @@ func TestEndToEndWithKubectl(t *testing.T) {
 	defer cancel()
 	emu := httpServe(t, emulator.New(emulator.Options{}))
 	admin := &emulator.AdminClient{BaseURL: "http://" + emu}
-	ns := "e2e"
+	ns := fmt.Sprintf("e2e-%d", nsSeq.Add(1)) // unique, so -count=N reruns on one control plane work
 	must(t, k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 
 	metricsAddr := freeAddr(t)
