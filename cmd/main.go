@@ -110,31 +110,16 @@ func (c config) validate() error {
 		return fmt.Errorf("--max-poll-interval (%s) must not be below --min-poll-interval (%s)", c.opts.Poll.Max, c.opts.Poll.Min)
 	case c.opts.MaxConcurrentReconciles < 1:
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.opts.MaxConcurrentReconciles)
-	}
-	// Zero here would turn a requeue into a hot loop (the recheck) or fail every call (the
-	// timeout).
-	for _, d := range []struct {
-		flag  string
-		value time.Duration
-	}{
-		{"--request-timeout", c.requestTimeout},
-		{"--credentials-recheck-interval", c.opts.CredentialsRecheck},
-	} {
-		if d.value <= 0 {
-			return fmt.Errorf("%s must be positive, got %s", d.flag, d.value)
-		}
-	}
+	// Zero would fail every call (the timeout) or requeue in a hot loop (the recheck).
+	case c.requestTimeout <= 0:
+		return fmt.Errorf("--request-timeout must be positive, got %s", c.requestTimeout)
+	case c.opts.CredentialsRecheck <= 0:
+		return fmt.Errorf("--credentials-recheck-interval must be positive, got %s", c.opts.CredentialsRecheck)
 	// Zero means "do not retry" and "report at once"; only a negative value is a mistake.
-	for _, d := range []struct {
-		flag  string
-		value time.Duration
-	}{
-		{"--deletion-cancel-timeout", c.opts.DeletionCancelTimeout},
-		{"--remote-unavailable-after", c.opts.RemoteUnavailableAfter},
-	} {
-		if d.value < 0 {
-			return fmt.Errorf("%s must not be negative, got %s", d.flag, d.value)
-		}
+	case c.opts.DeletionCancelTimeout < 0:
+		return fmt.Errorf("--deletion-cancel-timeout must not be negative, got %s", c.opts.DeletionCancelTimeout)
+	case c.opts.RemoteUnavailableAfter < 0:
+		return fmt.Errorf("--remote-unavailable-after must not be negative, got %s", c.opts.RemoteUnavailableAfter)
 	}
 	return nil
 }

@@ -201,13 +201,12 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 	if sendCancel || r.followingCancel(obj, now) {
 		prio = budget.Urgent
 	}
-	if sendCancel && state.readForCancel {
-		// The last reconcile read the operation running, then found no room in the budget for
-		// the cancel. Spend this token on the cancel: reading first again could take the only
-		// token every time and starve the cancel.
-		state.readForCancel = false
-	} else {
-		state.readForCancel = false
+	// When the last reconcile read the operation running and then found no room in the budget
+	// for the cancel, this token goes to the cancel: reading first again could take the only
+	// token every time and starve the cancel.
+	skipRead := sendCancel && state.readForCancel
+	state.readForCancel = false
+	if !skipRead {
 		op, res, err := r.get(ctx, ops, obj, state, prio)
 		if op == nil {
 			if err != nil {
