@@ -260,7 +260,7 @@ sed 's/"timeout": "5s"/"timeout": "600s"/' "${DEMO_DIR}/short-solve.json" >"${DE
 create_url="${EMULATOR_URL}/v1/projects/demo-project/locations/global:optimizeToursLongRunning"
 # operation_name FILE: the "name" of the Operation JSON in FILE.
 operation_name() {
-  grep -o '"name": *"[^"]*"' "$1" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/'
+  grep -o '"name": *"[^"]*"' "$1" | sed -n '1s/.*"\([^"]*\)"$/\1/p'
 }
 
 step "1. Start two solves through the Google-facing API (here the emulator): one of 5 s, one of 10 min"

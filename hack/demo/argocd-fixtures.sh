@@ -26,7 +26,7 @@ solve() {
   curl -sSf -X POST "${EMULATOR_URL}/v1/${PROJECT_PARENT}:optimizeToursLongRunning" \
     -H 'Content-Type: application/json' \
     -d "{\"timeout\":\"$1s\",\"model\":{\"shipments\":[{\"label\":\"parcel-1\",\"deliveries\":[{\"arrivalLocation\":{\"latitude\":48.8566,\"longitude\":2.3522}}]}],\"vehicles\":[{\"label\":\"van-1\",\"costPerKilometer\":1}]}}" |
-    grep -o '"name": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/'
+    grep -o '"name": *"[^"]*"' | sed -n '1s/.*"\([^"]*\)"$/\1/p'
 }
 
 # admin PATH METHOD [JSON]: calls the emulator's admin API.
@@ -155,7 +155,7 @@ capture cancelled-elsewhere cancelled-elsewhere Degraded
 
 op="$(curl -sSf -X POST "${EMULATOR_URL}/emulator/v1/operations" -H 'Content-Type: application/json' \
   -d '{"duration":"2s","errorCode":3,"errorMessage":"model.shipments[0].deliveries[0]: arrival location is required"}' |
-  grep -o '"name": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')"
+  grep -o '"name": *"[^"]*"' | sed -n '1s/.*"\([^"]*\)"$/\1/p')"
 track failed "${op}"
 await failed Succeeded Failed
 capture failed failed Degraded
