@@ -75,7 +75,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.endpoint, "endpoint", remote.DefaultEndpoint,
 		"Base URL of the Route Optimization API. "+remote.EmulatorHostEnv+"=host:port overrides it with a plain-HTTP emulator without credentials.")
 	flag.StringVar(&c.quotaProject, "quota-project", "",
-		"Project billed for quota (x-goog-user-project); needed with user credentials.")
+		"Project billed for quota (x-goog-user-project); needed with user credentials. Sent only with the operator's own credentials, not with keys from spec.credentialsSecretRef.")
 	flag.DurationVar(&c.requestTimeout, "request-timeout", 15*time.Second, "Timeout of one request to the API.")
 	flag.Float64Var(&c.apiQPS, "api-qps", 5,
 		"Calls per second to the API, shared by all resources (polls and cancels).")

@@ -2,9 +2,11 @@ package controllers_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
@@ -44,9 +46,7 @@ func TestRateLimitedKeepsConditionsAndBudget(t *testing.T) {
 	h := newHarness(t, withBudget(5, 5))
 	names := h.startFleet(6)
 
-	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
-		emulator.MethodGetOperation: {ResourceExhausted: 1, RetryDelay: 700 * time.Millisecond},
-	}}))
+	h.fault(emulator.MethodGetOperation, emulator.MethodFault{ResourceExhausted: 1, RetryDelay: 700 * time.Millisecond})
 	start, before := time.Now(), h.totalCalls()
 	for h.calls(getPath, 429) < 8 {
 		time.Sleep(50 * time.Millisecond)
@@ -85,9 +85,7 @@ func TestUnavailableStormDoesNotFlipConditions(t *testing.T) {
 
 func TestLongOutageIsRemoteUnavailableThenRecovers(t *testing.T) {
 	h := newHarness(t, withOptions(func(o *controllersOptions) { o.RemoteUnavailableAfter = 500 * time.Millisecond }))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("u", op)
-	h.waitState("u", opsv1.ReasonRunning)
+	h.startRunning("u")
 	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{FailAll: true}))
 	o := h.waitReady("u", opsv1.ReasonRemoteUnavailable)
 	expect(t, o, "Unknown/Running", "False/RemoteUnavailable", "absent", status.InProgressStatus)
@@ -112,12 +110,8 @@ func TestCancelJumpsTheQueue(t *testing.T) {
 
 func TestCancelRetriedAfterTransientFailure(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
-	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
-		emulator.MethodCancelOperation: {FailNext: 2},
-	}}))
+	h.startRunning("c")
+	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{FailNext: 2})
 	h.cancel("c")
 	o := h.waitState("c", opsv1.ReasonCancelled)
 	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
@@ -129,12 +123,8 @@ func TestCancelRetriedAfterTransientFailure(t *testing.T) {
 
 func TestCancelEndpointFailingIsBackedOff(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
-	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
-		emulator.MethodCancelOperation: {FailNext: 1 << 20},
-	}}))
+	h.startRunning("c")
+	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{FailNext: 1 << 20})
 	h.cancel("c")
 	start := time.Now()
 	for h.calls(cancelPath, 503) < 4 {
@@ -181,9 +171,7 @@ func TestCancelWaitsForTheBudgetNotForTheNextPoll(t *testing.T) {
 	h := newHarness(t, withBudget(0.5, 1), withOptions(func(o *controllers.Options) {
 		o.Poll.Min, o.Poll.Max, o.Poll.AgeFactor = 100*time.Millisecond, 10*time.Minute, 1000
 	}))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
+	h.startRunning("c")
 	for h.calls(getPath, 200) < 2 {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -192,5 +180,38 @@ func TestCancelWaitsForTheBudgetNotForTheNextPoll(t *testing.T) {
 	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
 	if n := h.calls(cancelPath, 0); n != 1 {
 		t.Errorf("cancel calls = %d, want 1", n)
+	}
+}
+
+func TestCancelRefusedWhileReadsWork(t *testing.T) {
+	// A principal allowed to read operations but not to cancel them: the cancel is not an
+	// answer, so it stays pending and Ready says what to fix; once the role is granted, the
+	// retried cancel goes through.
+	h := newHarness(t)
+	op := h.startRunning("c")
+	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{PermissionDenied: 1})
+	h.cancel("c")
+	o := h.waitReady("c", opsv1.ReasonAuthFailed)
+	expect(t, o, "Unknown/Cancelling", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
+	if msg := meta.FindStatusCondition(o.Status.Conditions, opsv1.ConditionReady).Message; !strings.Contains(msg, "Cannot cancel operation "+op) || !strings.Contains(msg, "PERMISSION_DENIED") {
+		t.Errorf("Ready message = %q, want it to name the refused cancel and the code", msg)
+	}
+	if c := o.Status.Cancel; c == nil || c.RequestedAt == nil || c.Outcome != "" {
+		t.Errorf("status.cancel = %+v, want requested and not answered", c)
+	}
+	h.waitEvent("c", "CancelFailed")
+	reads := h.calls(getPath, 200)
+	for h.calls(cancelPath, 403) < 2 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h.calls(getPath, 200) <= reads {
+		t.Error("no successful read between refused cancels")
+	}
+
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
+	o = h.waitState("c", opsv1.ReasonCancelled)
+	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	if n := h.calls(cancelPath, 200); n != 1 {
+		t.Errorf("accepted cancel calls = %d, want 1", n)
 	}
 }

@@ -215,9 +215,7 @@ func TestStatusWrittenOnlyOnChange(t *testing.T) {
 
 func TestRestartBetweenCancelRequestAndSend(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("r", op)
-	h.waitState("r", opsv1.ReasonRunning)
+	h.startRunning("r")
 
 	h.stopManager()
 	h.cancel("r") // requested while no operator runs
@@ -243,12 +241,8 @@ func TestRestartBetweenCancelRequestAndSend(t *testing.T) {
 // request with no answer. It returns the remote operation's name.
 func (h *harness) runningWithUnansweredCancel(name string, mutate ...func(*opsv1.OptimizationOperation)) string {
 	h.t.Helper()
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply(name, op, mutate...)
-	h.waitState(name, opsv1.ReasonRunning)
-	must(h.t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
-		emulator.MethodCancelOperation: {FailNext: 1 << 20},
-	}}))
+	op := h.startRunning(name, mutate...)
+	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{FailNext: 1 << 20})
 	h.cancel(name)
 	h.waitFor(name, "cancel recorded, unanswered", func(o *opsv1.OptimizationOperation) bool {
 		c := o.Status.Cancel
@@ -293,9 +287,7 @@ func TestFinishedWhileCancelUnanswered(t *testing.T) {
 
 func TestObservedGenerationFollowsSpec(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("g", op)
-	h.waitState("g", opsv1.ReasonRunning)
+	h.startRunning("g")
 	h.patchSpec("g", `{"spec":{"pollInterval":"30s"}}`)
 	o := h.waitFor("g", "observed", func(o *opsv1.OptimizationOperation) bool { return o.Status.ObservedGeneration == o.Generation })
 	for _, c := range o.Status.Conditions {
@@ -312,12 +304,8 @@ func TestDeleteWithUnansweredCancelSendsIt(t *testing.T) {
 	// deletionPolicy Orphan, but the user asked for a cancel that has not gone through yet:
 	// deleting the resource must not drop that request.
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("d", op)
-	h.waitState("d", opsv1.ReasonRunning)
-	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{
-		emulator.MethodCancelOperation: {FailNext: 2},
-	}}))
+	op := h.startRunning("d")
+	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{FailNext: 2})
 	h.cancel("d")
 	h.waitFor("d", "holding a finalizer", func(o *opsv1.OptimizationOperation) bool {
 		return controllerutil.ContainsFinalizer(o, controllers.Finalizer)

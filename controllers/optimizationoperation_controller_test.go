@@ -105,9 +105,7 @@ func TestFailedWithInvalidArgument(t *testing.T) {
 
 func TestCancelAccepted(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
+	h.startRunning("c")
 
 	h.cancel("c")
 	o := h.waitState("c", opsv1.ReasonCancelled)
@@ -126,9 +124,7 @@ func TestCancelAccepted(t *testing.T) {
 
 func TestCancelSlowShowsCancelling(t *testing.T) {
 	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelDelay = 2 * time.Second }))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
+	h.startRunning("c")
 	h.cancel("c")
 	o := h.waitState("c", opsv1.ReasonCancelling)
 	expect(t, o, "Unknown/Cancelling", "False/Cancelling", "absent", status.InProgressStatus)
@@ -154,9 +150,7 @@ func TestCancelNotTakenThenCompleted(t *testing.T) {
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = tc.mode }))
-			op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-			h.apply("c", op)
-			h.waitState("c", opsv1.ReasonRunning)
+			op := h.startRunning("c")
 			h.cancel("c")
 			o := h.waitState("c", opsv1.ReasonCancelUnsupported)
 			expect(t, o, "Unknown/CancelUnsupported", "False/CancelUnsupported", "absent", status.InProgressStatus)
@@ -177,9 +171,7 @@ func TestCancelNotTakenThenCompleted(t *testing.T) {
 
 func TestCancelIgnoredCompletesDespiteCancel(t *testing.T) {
 	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = emulator.CancelIgnored }))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
+	op := h.startRunning("c")
 	h.cancel("c")
 	o := h.waitState("c", opsv1.ReasonCancelling)
 	if c := o.Status.Cancel; c == nil || c.Outcome != opsv1.CancelAccepted {
@@ -192,9 +184,7 @@ func TestCancelIgnoredCompletesDespiteCancel(t *testing.T) {
 
 func TestCancelledElsewhereIsStalled(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
+	op := h.startRunning("c")
 	cancelViaGoogleAPI(t, h, op) // someone else, e.g. a script using the API directly
 	o := h.waitState("c", opsv1.ReasonCancelled)
 	expect(t, o, "False/Cancelled", "False/Cancelled", "True/Cancelled", status.FailedStatus)
@@ -230,9 +220,7 @@ func TestCancelRequestedWhenAlreadyFinishedRemotely(t *testing.T) {
 	// The operation finished after the last read; the cancel's first read sees it done, so no
 	// cancel is sent and the outcome is the operation's own.
 	h := newHarness(t, withOptions(func(o *controllersOptions) { o.Poll.Max, o.Poll.Min = time.Hour, time.Hour }))
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("c", op)
-	h.waitState("c", opsv1.ReasonRunning)
+	op := h.startRunning("c")
 	must(t, h.admin.Finish(h.ctx, op))
 	h.cancel("c")
 	o := h.waitState("c", opsv1.ReasonSucceeded)
@@ -260,9 +248,7 @@ func TestNotFoundNeverSeen(t *testing.T) {
 
 func TestExpiredBeforeDoneSeen(t *testing.T) {
 	h := newHarness(t)
-	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
-	h.apply("e", op)
-	h.waitState("e", opsv1.ReasonRunning)
+	op := h.startRunning("e")
 	must(t, h.admin.Expire(h.ctx, op))
 	o := h.waitState("e", opsv1.ReasonNotFound)
 	expect(t, o, "False/NotFound", "False/NotFound", "True/NotFound", status.FailedStatus)

@@ -222,6 +222,22 @@ func (h *harness) apply(name, opName string, mutate ...func(*opsv1.OptimizationO
 	return obj
 }
 
+// fault makes the emulator inject f into every call of method (and nothing else).
+func (h *harness) fault(method string, f emulator.MethodFault) {
+	h.t.Helper()
+	must(h.t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{method: f}}))
+}
+
+// startRunning creates an hour-long remote operation and a resource for it, waits until the
+// resource says Running, and returns the operation's name.
+func (h *harness) startRunning(name string, mutate ...func(*opsv1.OptimizationOperation)) string {
+	h.t.Helper()
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply(name, op, mutate...)
+	h.waitState(name, opsv1.ReasonRunning)
+	return op
+}
+
 func (h *harness) get(name string) *opsv1.OptimizationOperation {
 	h.t.Helper()
 	obj := &opsv1.OptimizationOperation{}

@@ -100,11 +100,11 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "faults and tokens", args: []string{
 			"--fault", "*:unavailable=0.1,resourceExhausted=0.2,retryDelay=5s", "--fault", "GetOperation:failNext=2,latency=10ms",
-			"--fail-all", "--require-token", "--accepted-tokens", "a, b", "--seed", "9",
+			"--fault", "CancelOperation:permissionDenied=1", "--fail-all", "--require-token", "--accepted-tokens", "a, b", "--seed", "9",
 		}, check: func(t *testing.T, c *config) {
 			f := c.opts.Faults
 			if !f.FailAll || f.Methods["*"].ResourceExhausted != 0.2 || f.Methods["*"].RetryDelay != 5*time.Second ||
-				f.Methods["GetOperation"].FailNext != 2 || len(c.opts.AcceptedTokens) != 2 || c.opts.Seed != 9 {
+				f.Methods["GetOperation"].FailNext != 2 || f.Methods["CancelOperation"].PermissionDenied != 1 || len(c.opts.AcceptedTokens) != 2 || c.opts.Seed != 9 {
 				t.Errorf("parsed = %+v", c.opts)
 			}
 		}},

@@ -14,15 +14,19 @@ import (
 // at least 30 s on quota errors.
 const DefaultRetryDelay = 30 * time.Second
 
-// MethodFault configures the faults injected into one method. The three
+// MethodFault configures the faults injected into one method. The four
 // rates are probabilities in [0,1] whose sum may not exceed 1; one draw per
 // call picks at most one of them.
 type MethodFault struct {
-	Unavailable       float64       // rate of 503 UNAVAILABLE
-	ResourceExhausted float64       // rate of 429 RESOURCE_EXHAUSTED with RetryInfo
-	Internal          float64       // rate of 500 INTERNAL
-	RetryDelay        time.Duration // RetryInfo delay; 0 means DefaultRetryDelay
-	Latency           time.Duration // added to every call before it is answered
+	Unavailable       float64 // rate of 503 UNAVAILABLE
+	ResourceExhausted float64 // rate of 429 RESOURCE_EXHAUSTED with RetryInfo
+	Internal          float64 // rate of 500 INTERNAL
+	// PermissionDenied is the rate of 403 PERMISSION_DENIED. At 1 on one method it plays
+	// a principal whose role grants some methods and not others (operations.get without
+	// operations.cancel), which the token check cannot express.
+	PermissionDenied float64
+	RetryDelay       time.Duration // RetryInfo delay; 0 means DefaultRetryDelay
+	Latency          time.Duration // added to every call before it is answered
 	// FailNext makes the next N calls answer 503 UNAVAILABLE regardless of
 	// the rates, then counts down. Handy for deterministic retry tests.
 	FailNext int
@@ -43,12 +47,12 @@ func (f Faults) Validate() error {
 		if m != AllMethods && !isKnownMethod(m) {
 			return fmt.Errorf("faults: unknown method %q", m)
 		}
-		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal} {
+		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal, mf.PermissionDenied} {
 			if !(r >= 0 && r <= 1) { // also rejects NaN
 				return fmt.Errorf("faults: %s: rate %v outside [0,1]", m, r)
 			}
 		}
-		if s := mf.Unavailable + mf.ResourceExhausted + mf.Internal; s > 1+1e-9 {
+		if s := mf.rateSum(); s > 1+1e-9 {
 			return fmt.Errorf("faults: %s: rates sum to %v > 1", m, s)
 		}
 		if mf.RetryDelay < 0 || mf.Latency < 0 || mf.FailNext < 0 {
@@ -145,7 +149,7 @@ func (fi *faultInjector) decide(method string) *apiError {
 		fi.faults.Methods[key] = mf
 		return errUnavailable(method)
 	}
-	if mf.Unavailable+mf.ResourceExhausted+mf.Internal == 0 {
+	if mf.rateSum() == 0 {
 		return nil
 	}
 	u := fi.rng(method).Float64()
@@ -160,8 +164,14 @@ func (fi *faultInjector) decide(method string) *apiError {
 		return errResourceExhausted(method, d)
 	case u < mf.Unavailable+mf.ResourceExhausted+mf.Internal:
 		return errInternal(method)
+	case u < mf.rateSum():
+		return errPermissionDenied(method)
 	}
 	return nil
+}
+
+func (mf MethodFault) rateSum() float64 {
+	return mf.Unavailable + mf.ResourceExhausted + mf.Internal + mf.PermissionDenied
 }
 
 // rng returns the method's random stream; fi.mu must be held.

@@ -19,7 +19,7 @@ func sequence(fi *faultInjector, method string, n int) []codes.Code {
 }
 
 func TestFaultsDeterministicUnderSeed(t *testing.T) {
-	f := Faults{Methods: map[string]MethodFault{"*": {Unavailable: 0.2, ResourceExhausted: 0.2, Internal: 0.1}}}
+	f := Faults{Methods: map[string]MethodFault{"*": {Unavailable: 0.2, ResourceExhausted: 0.2, Internal: 0.1, PermissionDenied: 0.1}}}
 	a := newFaultInjector(7, f)
 	b := newFaultInjector(7, f)
 	// Traffic to another method must not shift GetOperation's sequence.
@@ -32,7 +32,7 @@ func TestFaultsDeterministicUnderSeed(t *testing.T) {
 		}
 		counts[sa[i]]++
 	}
-	for _, c := range []codes.Code{codes.OK, codes.Unavailable, codes.ResourceExhausted, codes.Internal} {
+	for _, c := range []codes.Code{codes.OK, codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.PermissionDenied} {
 		if counts[c] == 0 {
 			t.Errorf("no %v in 200 draws: %v", c, counts)
 		}
@@ -81,11 +81,24 @@ func TestFaultPrecedence(t *testing.T) {
 	}
 }
 
+// A principal that may read but not cancel: 403 on one method only, every time.
+func TestPermissionDeniedOnOneMethod(t *testing.T) {
+	fi := newFaultInjector(3, Faults{Methods: map[string]MethodFault{MethodCancelOperation: {PermissionDenied: 1}}})
+	if got, want := sequence(fi, MethodCancelOperation, 3), []codes.Code{codes.PermissionDenied, codes.PermissionDenied, codes.PermissionDenied}; !equalCodes(got, want) {
+		t.Errorf("CancelOperation = %v, want %v", got, want)
+	}
+	if got := sequence(fi, MethodGetOperation, 3); !equalCodes(got, []codes.Code{codes.OK, codes.OK, codes.OK}) {
+		t.Errorf("GetOperation = %v, want OK", got)
+	}
+}
+
 func TestFaultsValidate(t *testing.T) {
 	bad := []Faults{
 		{Methods: map[string]MethodFault{"Nope": {}}},
 		{Methods: map[string]MethodFault{"*": {Unavailable: 1.5}}},
 		{Methods: map[string]MethodFault{"*": {Unavailable: 0.6, Internal: 0.6}}},
+		{Methods: map[string]MethodFault{"*": {PermissionDenied: 0.5, ResourceExhausted: 0.6}}},
+		{Methods: map[string]MethodFault{"*": {PermissionDenied: -0.1}}},
 		{Methods: map[string]MethodFault{"*": {Latency: -time.Second}}},
 	}
 	for _, f := range bad {

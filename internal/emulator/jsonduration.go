@@ -96,6 +96,7 @@ type methodFaultJSON struct {
 	Unavailable       float64      `json:"unavailable,omitempty"`
 	ResourceExhausted float64      `json:"resourceExhausted,omitempty"`
 	Internal          float64      `json:"internal,omitempty"`
+	PermissionDenied  float64      `json:"permissionDenied,omitempty"`
 	RetryDelay        jsonDuration `json:"retryDelay,omitzero"`
 	Latency           jsonDuration `json:"latency,omitzero"`
 	FailNext          int          `json:"failNext,omitempty"`
@@ -105,7 +106,8 @@ type methodFaultJSON struct {
 func (f MethodFault) MarshalJSON() ([]byte, error) {
 	return json.Marshal(methodFaultJSON{
 		Unavailable: f.Unavailable, ResourceExhausted: f.ResourceExhausted, Internal: f.Internal,
-		RetryDelay: jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
+		PermissionDenied: f.PermissionDenied,
+		RetryDelay:       jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
 	})
 }
 
@@ -117,7 +119,8 @@ func (f *MethodFault) UnmarshalJSON(b []byte) error {
 	}
 	*f = MethodFault{
 		Unavailable: j.Unavailable, ResourceExhausted: j.ResourceExhausted, Internal: j.Internal,
-		RetryDelay: time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
+		PermissionDenied: j.PermissionDenied,
+		RetryDelay:       time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
 	}
 	return nil
 }
