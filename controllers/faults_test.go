@@ -101,11 +101,8 @@ func TestCancelJumpsTheQueue(t *testing.T) {
 	h := newHarness(t, withBudget(2, 8))
 	names := h.startFleet(8)
 	h.cancel(names[3])
-	o := h.waitState(names[3], opsv1.ReasonCancelled)
-	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
-	if n := h.calls(cancelPath, 0); n != 1 {
-		t.Errorf("cancel calls = %d, want 1", n)
-	}
+	h.waitCancelledAsRequested(names[3])
+	h.expectCalls(cancelPath, 0, 1)
 }
 
 func TestCancelRetriedAfterTransientFailure(t *testing.T) {
@@ -113,8 +110,7 @@ func TestCancelRetriedAfterTransientFailure(t *testing.T) {
 	h.startRunning("c")
 	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{FailNext: 2})
 	h.cancel("c")
-	o := h.waitState("c", opsv1.ReasonCancelled)
-	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	h.waitCancelledAsRequested("c")
 	if failed, ok := h.calls(cancelPath, 503), h.calls(cancelPath, 200); failed != 2 || ok != 1 {
 		t.Errorf("cancel calls: %d failed, %d accepted; want 2 and 1", failed, ok)
 	}
@@ -176,11 +172,8 @@ func TestCancelWaitsForTheBudgetNotForTheNextPoll(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.cancel("c")
-	o := h.waitState("c", opsv1.ReasonCancelled)
-	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
-	if n := h.calls(cancelPath, 0); n != 1 {
-		t.Errorf("cancel calls = %d, want 1", n)
-	}
+	h.waitCancelledAsRequested("c")
+	h.expectCalls(cancelPath, 0, 1)
 }
 
 func TestCancelRefusedWhileReadsWork(t *testing.T) {
@@ -209,9 +202,6 @@ func TestCancelRefusedWhileReadsWork(t *testing.T) {
 	}
 
 	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
-	o = h.waitState("c", opsv1.ReasonCancelled)
-	expect(t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
-	if n := h.calls(cancelPath, 200); n != 1 {
-		t.Errorf("accepted cancel calls = %d, want 1", n)
-	}
+	h.waitCancelledAsRequested("c")
+	h.expectCalls(cancelPath, 200, 1)
 }

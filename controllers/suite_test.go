@@ -18,6 +18,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -226,6 +227,24 @@ func (h *harness) apply(name, opName string, mutate ...func(*opsv1.OptimizationO
 func (h *harness) fault(method string, f emulator.MethodFault) {
 	h.t.Helper()
 	must(h.t, h.admin.SetFaults(h.ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{method: f}}))
+}
+
+// waitCancelledAsRequested waits until name is Cancelled and checks that it reads as the end
+// of a cancel asked for here: Ready, not Stalled, kstatus Current.
+func (h *harness) waitCancelledAsRequested(name string) *opsv1.OptimizationOperation {
+	h.t.Helper()
+	o := h.waitState(name, opsv1.ReasonCancelled)
+	expect(h.t, o, "False/Cancelled", "True/Cancelled", "absent", status.CurrentStatus)
+	return o
+}
+
+// expectCalls checks how many calls of method the emulator answered with the HTTP code (0:
+// with any code).
+func (h *harness) expectCalls(method string, code int, want int64) {
+	h.t.Helper()
+	if n := h.calls(method, code); n != want {
+		h.t.Errorf("%s calls answered with HTTP %d (0: any) = %d, want %d", method, code, n, want)
+	}
 }
 
 // startRunning creates an hour-long remote operation and a resource for it, waits until the
