@@ -334,3 +334,24 @@ func TestPollIntervalMustBeAGoDuration(t *testing.T) {
 		t.Logf("pollInterval %q: %v", tc.value, err)
 	}
 }
+
+func TestShutdownKeepsTheCancelAnswer(t *testing.T) {
+	// The manager stops while the read that follows an accepted cancel is in flight: the
+	// answer is already known, and the status write at the end of that reconcile must still
+	// record it, or the next leader would send the cancel again.
+	h := newHarness(t)
+	h.startRunning("s")
+	// Slow reads, but within the request timeout: the read before the cancel must succeed.
+	h.fault(emulator.MethodGetOperation, emulator.MethodFault{Latency: 5 * time.Second})
+	h.cancel("s")
+	h.waitEvent("s", "CancelSent")
+	h.stopManager()
+	if c := h.get("s").Status.Cancel; c == nil || c.Outcome != opsv1.CancelAccepted {
+		t.Fatalf("status.cancel after shutdown = %+v, want outcome Accepted", c)
+	}
+
+	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
+	h.startManager()
+	h.waitCancelledAsRequested("s")
+	h.expectCalls(cancelPath, 0, 1)
+}

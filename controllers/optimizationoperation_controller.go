@@ -28,6 +28,11 @@ import (
 // Finalizer holds deletion of a resource with deletionPolicy Cancel until its cancel was sent.
 const Finalizer = "ops.routeopt.dev/cancel-on-delete"
 
+// finalWriteTimeout bounds the status write that ends a reconcile once the reconcile's own
+// context is cancelled (the manager is stopping); well within the Deployment's 10 s
+// terminationGracePeriodSeconds.
+const finalWriteTimeout = 5 * time.Second
+
 // ClientSource hands out API clients per credential.
 type ClientSource interface {
 	For(creds remote.Credentials) (remote.Operations, error)
@@ -106,14 +111,20 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 
 	orig := obj.DeepCopy()
 	defer func() {
-		if err := r.patchStatus(ctx, orig, obj); err != nil {
+		// Status holds what this reconcile learned from the API, a cancel's answer above all.
+		// A shutdown cancels ctx, often in the middle of a remote call; the write must still
+		// land, or the next leader would send the cancel again. Bounded, so it cannot hold the
+		// shutdown for long.
+		writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+		defer cancel()
+		if err := r.patchStatus(writeCtx, orig, obj); err != nil {
 			retErr = errors.Join(retErr, err)
 			return
 		}
 		// A finished operation needs no cancel on deletion: release the finalizer once its
 		// terminal status is stored.
 		if obj.Status.Done {
-			_, err := r.reconcileFinalizer(ctx, obj)
+			_, err := r.reconcileFinalizer(writeCtx, obj)
 			retErr = errors.Join(retErr, err)
 		}
 	}()
