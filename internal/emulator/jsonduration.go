@@ -105,9 +105,9 @@ type methodFaultJSON struct {
 // MarshalJSON writes durations as strings.
 func (f MethodFault) MarshalJSON() ([]byte, error) {
 	return json.Marshal(methodFaultJSON{
-		Unavailable: f.Unavailable, ResourceExhausted: f.ResourceExhausted, Internal: f.Internal,
-		PermissionDenied: f.PermissionDenied,
-		RetryDelay:       jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
+		Unavailable: f.Unavailable, ResourceExhausted: f.ResourceExhausted,
+		Internal: f.Internal, PermissionDenied: f.PermissionDenied,
+		RetryDelay: jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
 	})
 }
 
@@ -118,9 +118,9 @@ func (f *MethodFault) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*f = MethodFault{
-		Unavailable: j.Unavailable, ResourceExhausted: j.ResourceExhausted, Internal: j.Internal,
-		PermissionDenied: j.PermissionDenied,
-		RetryDelay:       time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
+		Unavailable: j.Unavailable, ResourceExhausted: j.ResourceExhausted,
+		Internal: j.Internal, PermissionDenied: j.PermissionDenied,
+		RetryDelay: time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
 	}
 	return nil
 }

@@ -205,6 +205,7 @@ func TestWireAuthAndFaults(t *testing.T) {
 	}{
 		{emulator.MethodFault{Unavailable: 1}, 503, "UNAVAILABLE", ""},
 		{emulator.MethodFault{Internal: 1}, 500, "INTERNAL", ""},
+		{emulator.MethodFault{PermissionDenied: 1}, 403, "PERMISSION_DENIED", ""},
 		{emulator.MethodFault{ResourceExhausted: 1, RetryDelay: 3500 * time.Millisecond}, 429, "RESOURCE_EXHAUSTED", "3.500s"},
 		{emulator.MethodFault{ResourceExhausted: 1}, 429, "RESOURCE_EXHAUSTED", "30s"},
 	}
