@@ -98,7 +98,7 @@ func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, o
 // closeCancelRecord gives a cancel that will never be sent, because the operation was seen
 // done first, its outcome: a record without one would read as a cancel still under way.
 func closeCancelRecord(obj *opsv1.OptimizationOperation, now time.Time) {
-	if !obj.Spec.Cancel || cancelAnswered(obj) {
+	if !obj.Status.Done || !obj.Spec.Cancel || cancelAnswered(obj) {
 		return
 	}
 	if obj.Status.Cancel == nil {
@@ -356,9 +356,7 @@ func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationO
 // settle finishes a reconcile whose reads succeeded: conditions, metrics, next poll.
 func (r *OptimizationOperationReconciler) settle(obj *opsv1.OptimizationOperation, state *pollState, now time.Time) ctrl.Result {
 	obj.Status.ObservedGeneration = obj.Generation
-	if obj.Status.Done {
-		closeCancelRecord(obj, now)
-	}
+	closeCancelRecord(obj, now)
 	policy.SetConditions(obj, policy.Problem{})
 	if obj.Status.Done {
 		if c := obj.Status.Cancel; c != nil && c.RequestedAt != nil && c.Outcome != opsv1.CancelAlreadyDone {
