@@ -111,7 +111,8 @@ func checkClassify(t *testing.T, tc classifyCase) {
 }
 
 // restCases are the answers the Route Optimization REST surface can give, as HTTP status plus
-// AIP-193 body. The google.rpc code comes from the HTTP status only.
+// AIP-193 body. The google.rpc code is the body's status, which the HTTP status only
+// approximates (502 with UNKNOWN, 499 with CANCELLED, 408 ...).
 type restCase struct {
 	httpCode   int
 	statusName string
@@ -137,7 +138,10 @@ var restCases = []restCase{
 	{412, "FAILED_PRECONDITION", "Precondition check failed.", nil, policy.Rejected, codes.FailedPrecondition, 0, true},
 	{416, "OUT_OF_RANGE", "Out of range.", nil, policy.Rejected, codes.OutOfRange, 0, true},
 	{504, "DEADLINE_EXCEEDED", "Deadline exceeded.", nil, policy.Transient, codes.DeadlineExceeded, 0, false},
-	{502, "UNKNOWN", "Bad gateway.", nil, policy.Transient, codes.Internal, 0, false},
+	{502, "UNKNOWN", "Bad gateway.", nil, policy.Transient, codes.Unknown, 0, false},
+	{499, "CANCELLED", "The request was cancelled.", nil, policy.Transient, codes.Canceled, 0, false},
+	{408, "DEADLINE_EXCEEDED", "The request timed out.", nil, policy.Transient, codes.DeadlineExceeded, 0, false},
+	{400, "FAILED_PRECONDITION", "The operation is not in a state to be cancelled.", nil, policy.Rejected, codes.FailedPrecondition, 0, true},
 }
 
 // TestClassifyREST covers googleapi.Error as the REST transport builds it, bare and wrapped.
@@ -158,7 +162,7 @@ func TestClassifyREST(t *testing.T) {
 
 // TestClassifyOfficialClientErrorKind covers the error as the controller sees it: the official
 // client's *apierror.APIError, bare and wrapped by internal/remote. Kind and code come from the
-// HTTP status.
+// envelope's status.
 func TestClassifyOfficialClientErrorKind(t *testing.T) {
 	for _, rc := range restCases {
 		for _, wrap := range []bool{false, true} {

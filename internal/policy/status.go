@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
@@ -13,10 +14,6 @@ import (
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 )
-
-// maxMessage bounds messages copied from the server into status, so a verbose error cannot
-// push the object towards etcd's size limit.
-const maxMessage = 1024
 
 // ApplyOperation records what a successful GET returned. Once status.done is true nothing here
 // changes it again: the terminal status is final.
@@ -74,20 +71,38 @@ func summarize(resp *anypb.Any) *opsv1.OperationResult {
 func ptr[T any](v T) *T { return &v }
 
 // truncate keeps a message on one line (kubectl -o wide shows it in a column) and within
-// maxMessage bytes.
+// MaxMessageBytes, so a verbose error cannot push the object towards etcd's size limit.
 func truncate(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= maxMessage {
+	return Bound(strings.Join(strings.Fields(s), " "), MaxMessageBytes)
+}
+
+// Limits of text the API server takes: a condition's message (metav1.Condition) and an
+// event's note (events.k8s.io/v1). A longer one fails the whole write, or loses the event.
+const (
+	MaxConditionMessage = 32768
+	MaxEventNote        = 1024
+)
+
+// Bound makes s valid UTF-8 of at most n bytes, marking a cut with "..." and never cutting
+// inside a character.
+func Bound(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
 		return s
 	}
-	return strings.ToValidUTF8(s[:maxMessage], "") + "..."
+	const more = "..."
+	cut := max(n-len(more), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
 
 // Problem is the latest lasting reason the operator could not read the operation. The zero
 // value means the last read succeeded.
 type Problem struct {
 	// Reason is one of ReasonNotFound, ReasonAuthFailed, ReasonRequestRejected,
-	// ReasonRemoteUnavailable.
+	// ReasonRemoteUnavailable, ReasonInvalidSpec.
 	Reason  string
 	Message string
 }
@@ -129,7 +144,7 @@ func CancelProblemFor(name string, f Failure) Problem {
 // CredentialsProblem is the Problem for credentials that could not be loaded at all.
 func CredentialsProblem(name string, err error) Problem {
 	return Problem{Reason: opsv1.ReasonAuthFailed, Message: fmt.Sprintf(
-		"Cannot read operation %s: %v", name, err)}
+		"Cannot read operation %s: %s", name, truncate(err.Error()))}
 }
 
 // SetConditions writes the Succeeded, Ready and Stalled conditions that the spec, the recorded
@@ -140,7 +155,7 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 	gen := obj.Generation
 	set := func(typ string, s metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+			Type: typ, Status: s, Reason: reason, Message: Bound(msg, MaxConditionMessage), ObservedGeneration: gen,
 		})
 	}
 	stalled := func(reason, msg string) { set(opsv1.ConditionStalled, metav1.ConditionTrue, reason, msg) }
@@ -181,7 +196,7 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 		set(opsv1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
 		stalled(p.Reason, p.Message)
 		return
-	case opsv1.ReasonAuthFailed, opsv1.ReasonRequestRejected, opsv1.ReasonRemoteUnavailable:
+	case opsv1.ReasonAuthFailed, opsv1.ReasonRequestRejected, opsv1.ReasonRemoteUnavailable, opsv1.ReasonInvalidSpec:
 		// What the operation is doing is unknown: keep the last Succeeded, and say on Ready
 		// why it cannot be refreshed.
 		if meta.FindStatusCondition(st.Conditions, opsv1.ConditionSucceeded) == nil {

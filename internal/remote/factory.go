@@ -9,14 +9,17 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
 	lroauto "cloud.google.com/go/longrunning/autogen"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
-	"github.com/googleapis/gax-go/v2"
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/option"
+	"google.golang.org/api/option/internaloption"
+	htransport "google.golang.org/api/transport/http"
 
 	"github.com/routeopt/routeopt-operator/internal/policy"
 )
@@ -43,10 +46,26 @@ type Config struct {
 	EmulatorHost string
 	// QuotaProject is sent as x-goog-user-project (needed with user ADC credentials).
 	QuotaProject string
-	// Timeout bounds one HTTP request.
+	// Timeout bounds each call (Get, Cancel) through its context, and each token request.
 	Timeout time.Duration
 	// UserAgent identifies the operator to the API.
 	UserAgent string
+	// TrustedTokenURIs are token endpoints a service-account key from a Secret may name in
+	// token_uri, besides Google's (https://oauth2.googleapis.com/token, always trusted). They
+	// are compared with a key's token_uri by scheme, host, port and path, exactly. Keys of the
+	// operator's own Application Default Credentials are not checked: the operator chose them.
+	TrustedTokenURIs []string
+}
+
+// Validate reports settings that cannot work, such as a trusted token URI that is not an
+// absolute http(s) URL without user info, query or fragment (it would match no key).
+func (c Config) Validate() error {
+	for _, u := range c.TrustedTokenURIs {
+		if _, err := normalizeTokenURI(u); err != nil {
+			return fmt.Errorf("trusted token URI %q: %w", u, err)
+		}
+	}
+	return nil
 }
 
 // Credentials selects the identity of the calls.
@@ -72,6 +91,7 @@ type Factory struct {
 	// reconcile that built the client has returned.
 	base    context.Context
 	metrics Observer
+	trusted trustedTokenURIs
 
 	mu      sync.Mutex
 	clients map[string]*list.Element
@@ -94,7 +114,8 @@ func NewFactory(base context.Context, cfg Config, obs Observer) *Factory {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Second
 	}
-	return &Factory{cfg: cfg, base: base, metrics: obs, clients: map[string]*list.Element{}, lru: list.New()}
+	return &Factory{cfg: cfg, base: base, metrics: obs, trusted: newTrustedTokenURIs(cfg.TrustedTokenURIs),
+		clients: map[string]*list.Element{}, lru: list.New()}
 }
 
 // Endpoint is where calls go, for logs.
@@ -118,11 +139,10 @@ func (f *Factory) For(creds Credentials) (Operations, error) {
 		f.lru.MoveToFront(el)
 		return el.Value.(*cached).ops, nil
 	}
-	client, err := f.build(creds)
+	ops, err := f.build(creds)
 	if err != nil {
 		return nil, err
 	}
-	ops := Operations(&lroOperations{c: client})
 	if f.metrics != nil {
 		ops = &observed{next: ops, obs: f.metrics}
 	}
@@ -136,7 +156,7 @@ func (f *Factory) For(creds Credentials) (Operations, error) {
 	return ops, nil
 }
 
-func (f *Factory) build(creds Credentials) (*lroauto.OperationsClient, error) {
+func (f *Factory) build(creds Credentials) (Operations, error) {
 	opts := []option.ClientOption{option.WithUserAgent(f.cfg.UserAgent)}
 	if f.cfg.EmulatorHost != "" {
 		opts = append(opts, option.WithEndpoint("http://"+f.cfg.EmulatorHost), option.WithoutAuthentication())
@@ -152,17 +172,43 @@ func (f *Factory) build(creds Credentials) (*lroauto.OperationsClient, error) {
 			opts = append(opts, option.WithQuotaProject(f.cfg.QuotaProject))
 		}
 	}
-	client, err := lroauto.NewOperationsRESTClient(f.base, opts...)
+	// One *http.Client serves both the official client (Cancel) and getter (Get), built with
+	// the options the official client would have used, so both send the same credentials and
+	// headers over the same connections.
+	hc, endpoint, err := htransport.NewClient(f.base, append(officialClientDefaults(), opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("create the HTTP client for %s: %w", f.Endpoint(), err)
+	}
+	client, err := lroauto.NewOperationsRESTClient(f.base, option.WithEndpoint(endpoint), option.WithHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("create operations client for %s: %w", f.Endpoint(), err)
 	}
-	noRetry(client, gax.WithTimeout(f.cfg.Timeout))
-	return client, nil
+	noRetry(client)
+	return &lroOperations{c: client, get: &getter{hc: hc, endpoint: endpoint}, timeout: f.cfg.Timeout}, nil
+}
+
+// officialClientDefaults are the options lroauto.NewOperationsRESTClient puts before its
+// caller's (they are unexported there). With option.WithHTTPClient the client uses the given
+// client as it is, so the client is built here with the same defaults: the new auth library,
+// scopes, audience and universe.
+func officialClientDefaults() []option.ClientOption {
+	return []option.ClientOption{
+		internaloption.WithDefaultEndpointTemplate("https://longrunning.UNIVERSE_DOMAIN"),
+		internaloption.WithDefaultMTLSEndpoint("https://longrunning.mtls.googleapis.com"),
+		internaloption.WithDefaultUniverseDomain("googleapis.com"),
+		internaloption.WithDefaultAudience("https://longrunning.googleapis.com/"),
+		internaloption.WithDefaultScopes(lroauto.DefaultAuthScopes()...),
+		internaloption.EnableNewAuthLibrary(),
+	}
 }
 
 func (f *Factory) tokenSource(creds Credentials) (option.ClientOption, error) {
+	// The oauth2 library fetches tokens with the HTTP client of the context it was given,
+	// not with the call's context: without a timeout of its own, a token endpoint that hangs
+	// would hold every call past its deadline.
+	ctx := context.WithValue(f.base, oauth2.HTTPClient, &http.Client{Timeout: f.cfg.Timeout})
 	if len(creds.JSON) == 0 {
-		c, err := google.FindDefaultCredentials(f.base, Scope)
+		c, err := google.FindDefaultCredentials(ctx, Scope)
 		if err != nil {
 			return nil, &policy.CredentialsError{Err: fmt.Errorf(
 				"no Application Default Credentials: %w (on GKE bind the operator's service account with Workload Identity, or set spec.credentialsSecretRef)", err)}
@@ -182,10 +228,10 @@ func (f *Factory) tokenSource(creds Credentials) (option.ClientOption, error) {
 		return nil, &policy.CredentialsError{Err: fmt.Errorf(
 			"credentials of type %q are not accepted from a Secret; use a service-account key (type %q), or Workload Identity through the operator's own identity", head.Type, google.ServiceAccount)}
 	}
-	if err := checkServiceAccountKey(creds.JSON); err != nil {
+	if err := checkServiceAccountKey(creds.JSON, f.trusted); err != nil {
 		return nil, &policy.CredentialsError{Err: err}
 	}
-	c, err := google.CredentialsFromJSONWithType(f.base, creds.JSON, google.ServiceAccount, Scope)
+	c, err := google.CredentialsFromJSONWithType(ctx, creds.JSON, google.ServiceAccount, Scope)
 	if err != nil {
 		return nil, &policy.CredentialsError{Err: fmt.Errorf("load the service-account key: %w", err)}
 	}
@@ -194,14 +240,20 @@ func (f *Factory) tokenSource(creds Credentials) (option.ClientOption, error) {
 
 // checkServiceAccountKey catches a malformed key when it is loaded. The oauth2 library parses
 // the private key only when it first needs a token, and its error then looks like any other
-// failed request; here it becomes a clear message about the Secret.
-func checkServiceAccountKey(data []byte) error {
+// failed request; here it becomes a clear message about the Secret. A key naming a token
+// endpoint that is not trusted is refused here too, before anything is sent.
+func checkServiceAccountKey(data []byte, trusted trustedTokenURIs) error {
 	var key struct {
-		ClientEmail string `json:"client_email"`
-		PrivateKey  string `json:"private_key"`
+		ClientEmail    string `json:"client_email"`
+		PrivateKey     string `json:"private_key"`
+		TokenURI       string `json:"token_uri"`
+		UniverseDomain string `json:"universe_domain"`
 	}
 	if err := json.Unmarshal(data, &key); err != nil {
 		return fmt.Errorf("the service-account key is not valid JSON: %w", err)
+	}
+	if err := trusted.check(key.TokenURI, key.UniverseDomain); err != nil {
+		return err
 	}
 	if key.ClientEmail == "" {
 		return fmt.Errorf("the service-account key has no client_email")

@@ -41,9 +41,9 @@ func (l *headerLog) last(t *testing.T) http.Header {
 }
 
 // TestRequestHeadersOnTheWire runs the real credential flows (ADC from a key file, and a key
-// from a Secret) against the emulator's token endpoint, and checks what each request carries:
-// the identity's token, the operator's User-Agent, and x-goog-user-project only for the
-// operator's own identity.
+// from a Secret) against the emulator's token endpoint, and checks what each request, Get and
+// Cancel, carries: the identity's token, the operator's User-Agent, and x-goog-user-project
+// only for the operator's own identity.
 func TestRequestHeadersOnTheWire(t *testing.T) {
 	const (
 		operatorAccount = "operator@ops-project.iam.gserviceaccount.com"
@@ -78,7 +78,8 @@ func TestRequestHeadersOnTheWire(t *testing.T) {
 	}
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", adcFile)
 
-	f := NewFactory(ctx, Config{Endpoint: srv.URL, QuotaProject: quotaProject, UserAgent: "routeopt-operator/test"}, nil)
+	f := NewFactory(ctx, Config{Endpoint: srv.URL, QuotaProject: quotaProject, UserAgent: "routeopt-operator/test",
+		TrustedTokenURIs: []string{emulator.TokenURL(srv.URL)}}, nil)
 	tests := []struct {
 		name      string
 		creds     Credentials
@@ -94,18 +95,27 @@ func TestRequestHeadersOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ops.Get(ctx, name); err != nil {
-				t.Fatalf("Get: %v", err)
+			calls := []struct {
+				method string
+				call   func() error
+			}{
+				{"Get", func() error { _, err := ops.Get(ctx, name); return err }},
+				{"Cancel", func() error { return ops.Cancel(ctx, name) }},
 			}
-			h := log.last(t)
-			if got, want := h.Get("Authorization"), "Bearer "+tc.wantToken; got != want {
-				t.Errorf("Authorization = %q, want %q", got, want)
-			}
-			if got := h.Get("X-Goog-User-Project"); got != tc.wantQuota {
-				t.Errorf("x-goog-user-project = %q, want %q", got, tc.wantQuota)
-			}
-			if got, want := h.Get("User-Agent"), "routeopt-operator/test"; got != want {
-				t.Errorf("User-Agent = %q, want %q", got, want)
+			for _, c := range calls {
+				if err := c.call(); err != nil {
+					t.Fatalf("%s: %v", c.method, err)
+				}
+				h := log.last(t)
+				if got, want := h.Get("Authorization"), "Bearer "+tc.wantToken; got != want {
+					t.Errorf("%s: Authorization = %q, want %q", c.method, got, want)
+				}
+				if got := h.Get("X-Goog-User-Project"); got != tc.wantQuota {
+					t.Errorf("%s: x-goog-user-project = %q, want %q", c.method, got, tc.wantQuota)
+				}
+				if got, want := h.Get("User-Agent"), "routeopt-operator/test"; got != want {
+					t.Errorf("%s: User-Agent = %q, want %q", c.method, got, want)
+				}
 			}
 		})
 	}
