@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.opts.Retention, "retention", emulator.DefaultRetention, "how long finished operations stay readable before GET answers 404")
 	fs.BoolVar(&c.opts.RequireToken, "require-token", false, "require an Authorization: Bearer token on /v1 calls (401 without, 403 if not accepted)")
 	fs.Int64Var(&c.opts.Seed, "seed", 0, "seed for fault injection and, when non-zero, operation IDs")
-	fs.Var(&faults, "fault", "fault for a method, repeatable: METHOD:key=value,... with keys unavailable, resourceExhausted, internal, permissionDenied (rates 0..1), retryDelay, latency (durations), failNext (count); METHOD may be * (e.g. --fault 'GetOperation:unavailable=0.1,latency=50ms')")
+	fs.Var(&faults, "fault", "fault for a method, repeatable: METHOD:key=value,... with keys unavailable, resourceExhausted, internal, permissionDenied, cancelled (499), requestTimeout (408) (rates 0..1), noStatus (true: 499 and 408 envelopes without status), retryDelay, latency (durations), failNext (count); METHOD may be * (e.g. --fault 'GetOperation:unavailable=0.1,latency=50ms')")
 	fs.BoolVar(&faults.failAll, "fail-all", false, "answer every /v1 call with 503 UNAVAILABLE")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	fs.DurationVar(&c.sweepInterval, "sweep-interval", time.Minute, "how often expired operations are dropped from memory")
@@ -175,6 +175,12 @@ func (f *faultFlag) Set(v string) error {
 			mf.Internal, err = strconv.ParseFloat(val, 64)
 		case "permissionDenied":
 			mf.PermissionDenied, err = strconv.ParseFloat(val, 64)
+		case "cancelled":
+			mf.Cancelled, err = strconv.ParseFloat(val, 64)
+		case "requestTimeout":
+			mf.RequestTimeout, err = strconv.ParseFloat(val, 64)
+		case "noStatus":
+			mf.NoStatus, err = strconv.ParseBool(val)
 		case "retryDelay":
 			mf.RetryDelay, err = time.ParseDuration(val)
 		case "latency":

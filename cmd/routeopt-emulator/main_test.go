@@ -108,6 +108,16 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("parsed = %+v", c.opts)
 			}
 		}},
+		{name: "499 and 408 faults", args: []string{
+			"--fault", "CancelOperation:cancelled=0.5,requestTimeout=0.5,noStatus=true", "--fault", "GetOperation:cancelled=1",
+		}, check: func(t *testing.T, c *config) {
+			cancel, get := c.opts.Faults.Methods["CancelOperation"], c.opts.Faults.Methods["GetOperation"]
+			if cancel.Cancelled != 0.5 || cancel.RequestTimeout != 0.5 || !cancel.NoStatus || get.Cancelled != 1 || get.NoStatus {
+				t.Errorf("parsed = %+v", c.opts.Faults)
+			}
+		}},
+		{name: "499 and 408 rates over 1", args: []string{"--fault", "*:cancelled=0.6,requestTimeout=0.6"}, wantErr: true},
+		{name: "bad noStatus", args: []string{"--fault", "*:noStatus=maybe"}, wantErr: true},
 		{name: "bad cancel mode", args: []string{"--cancel-mode", "maybe"}, wantErr: true},
 		{name: "bad fault method", args: []string{"--fault", "Teleport:internal=1"}, wantErr: true},
 		{name: "bad fault rate", args: []string{"--fault", "*:internal=2"}, wantErr: true},

@@ -75,6 +75,13 @@ func (c *AdminClient) Counters(ctx context.Context) (Counters, error) {
 	return out, err
 }
 
+// Calls returns the /v1 calls per second of the emulator's clock, by method.
+func (c *AdminClient) Calls(ctx context.Context) (CallHistogram, error) {
+	var out CallHistogram
+	err := c.do(ctx, http.MethodGet, "calls", nil, &out)
+	return out, err
+}
+
 // SetFaults replaces the fault configuration.
 func (c *AdminClient) SetFaults(ctx context.Context, f Faults) error {
 	return c.do(ctx, http.MethodPut, "faults", f, nil)

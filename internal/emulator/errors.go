@@ -27,6 +27,10 @@ type apiError struct {
 	message string
 	details []proto.Message
 	header  http.Header
+	// httpCode, when set, replaces the HTTP status of code (only injected faults set it).
+	httpCode int
+	// noStatus leaves the envelope's status out, as a proxy's answer may.
+	noStatus bool
 }
 
 func (e *apiError) Error() string {
@@ -60,12 +64,22 @@ func statusName(c codes.Code) string {
 	return "UNKNOWN"
 }
 
+// status is the HTTP status of the answer.
+func (e *apiError) status() int {
+	if e.httpCode != 0 {
+		return e.httpCode
+	}
+	return httpStatus(e.code)
+}
+
 // httpStatus maps a canonical code to the HTTP status Google's frontends use.
 //
-// CANCELLED is deliberately not 499: the Go REST stack derives the gRPC code
-// from the HTTP status alone and would turn 499 into FailedPrecondition. The
-// emulator never answers CANCELLED over HTTP (a cancelled operation carries
-// code 1 inside Operation.error instead), so this branch is only defensive.
+// CANCELLED is deliberately not 499 here: the Go REST stack derives the gRPC
+// code from the HTTP status alone and turns 499 into FailedPrecondition, so a
+// client that does not read the envelope's status would misread it. The
+// emulator's own answers never carry CANCELLED (a cancelled operation carries
+// code 1 inside Operation.error instead); only the injected "cancelled" fault
+// answers 499, on purpose.
 func httpStatus(c codes.Code) int {
 	switch c {
 	case codes.OK:
@@ -101,9 +115,10 @@ type envelope struct {
 }
 
 type envelopeError struct {
-	Code    int               `json:"code"`
-	Message string            `json:"message"`
-	Status  string            `json:"status"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	// Status is empty only in injected answers without a status.
+	Status  string            `json:"status,omitempty"`
 	Details []json.RawMessage `json:"details,omitempty"`
 }
 
@@ -111,10 +126,13 @@ type envelopeError struct {
 // their JSON carries the canonical "@type" and field names.
 func (e *apiError) encode() []byte {
 	env := envelope{Error: envelopeError{
-		Code:    httpStatus(e.code),
+		Code:    e.status(),
 		Message: e.message,
 		Status:  statusName(e.code),
 	}}
+	if e.noStatus {
+		env.Error.Status = ""
+	}
 	for _, d := range e.details {
 		a, err := anypb.New(d)
 		if err != nil {
@@ -138,7 +156,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	for k, v := range e.header {
 		w.Header()[k] = v
 	}
-	writeJSON(w, httpStatus(e.code), e.encode())
+	writeJSON(w, e.status(), e.encode())
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
@@ -176,6 +194,28 @@ func errResourceExhausted(method string, retryDelay time.Duration) *apiError {
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)},
 		)
 }
+
+// errRequestCancelled is HTTP 499, CANCELLED in Google's mapping: a frontend or
+// proxy gave up on the request (the client went away, or a hop's deadline
+// passed). Nothing about the operation or the method is implied.
+func errRequestCancelled(method string, noStatus bool) *apiError {
+	e := newError(codes.Canceled, "The request was cancelled before %s completed.", rpcName(method))
+	e.httpCode, e.noStatus = statusClientClosedRequest, noStatus
+	return e
+}
+
+// errRequestTimeout is HTTP 408: the request did not complete in time on its
+// way to the service. Its envelope says DEADLINE_EXCEEDED, the code of a call
+// that ran out of time.
+func errRequestTimeout(method string, noStatus bool) *apiError {
+	e := newError(codes.DeadlineExceeded, "The request timed out before %s completed.", rpcName(method))
+	e.httpCode, e.noStatus = http.StatusRequestTimeout, noStatus
+	return e
+}
+
+// statusClientClosedRequest is the HTTP status of CANCELLED in Google's
+// mapping; net/http has no name for it.
+const statusClientClosedRequest = 499
 
 func errUnauthenticated(method string) *apiError {
 	return newError(codes.Unauthenticated,

@@ -14,7 +14,7 @@ import (
 // at least 30 s on quota errors.
 const DefaultRetryDelay = 30 * time.Second
 
-// MethodFault configures the faults injected into one method. The four
+// MethodFault configures the faults injected into one method. The six
 // rates are probabilities in [0,1] whose sum may not exceed 1; one draw per
 // call picks at most one of them.
 type MethodFault struct {
@@ -25,8 +25,18 @@ type MethodFault struct {
 	// a principal whose role grants some methods and not others (operations.get without
 	// operations.cancel), which the token check cannot express.
 	PermissionDenied float64
-	RetryDelay       time.Duration // RetryInfo delay; 0 means DefaultRetryDelay
-	Latency          time.Duration // added to every call before it is answered
+	// Cancelled is the rate of HTTP 499 with status CANCELLED: a frontend or
+	// proxy gave up on the request. Go's REST stack reads 499 as
+	// FAILED_PRECONDITION; only the envelope's status tells the truth.
+	Cancelled float64
+	// RequestTimeout is the rate of HTTP 408 with status DEADLINE_EXCEEDED,
+	// which the REST stack also reads as FAILED_PRECONDITION.
+	RequestTimeout float64
+	// NoStatus leaves the status out of the envelopes of injected 499 and 408
+	// answers, as a proxy's answer may, so that only the HTTP status is left.
+	NoStatus   bool
+	RetryDelay time.Duration // RetryInfo delay; 0 means DefaultRetryDelay
+	Latency    time.Duration // added to every call before it is answered
 	// FailNext makes the next N calls answer 503 UNAVAILABLE regardless of
 	// the rates, then counts down. Handy for deterministic retry tests.
 	FailNext int
@@ -47,7 +57,7 @@ func (f Faults) Validate() error {
 		if m != AllMethods && !isKnownMethod(m) {
 			return fmt.Errorf("faults: unknown method %q", m)
 		}
-		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal, mf.PermissionDenied} {
+		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal, mf.PermissionDenied, mf.Cancelled, mf.RequestTimeout} {
 			if !(r >= 0 && r <= 1) { // also rejects NaN
 				return fmt.Errorf("faults: %s: rate %v outside [0,1]", m, r)
 			}
@@ -152,26 +162,37 @@ func (fi *faultInjector) decide(method string) *apiError {
 	if mf.rateSum() == 0 {
 		return nil
 	}
+	// New kinds go last, so that a seed keeps giving the sequences it gave
+	// before they existed.
 	u := fi.rng(method).Float64()
-	switch {
-	case u < mf.Unavailable:
-		return errUnavailable(method)
-	case u < mf.Unavailable+mf.ResourceExhausted:
-		d := mf.RetryDelay
-		if d == 0 {
-			d = DefaultRetryDelay
+	bound := 0.0
+	for _, k := range []struct {
+		rate float64
+		err  func() *apiError
+	}{
+		{mf.Unavailable, func() *apiError { return errUnavailable(method) }},
+		{mf.ResourceExhausted, func() *apiError {
+			d := mf.RetryDelay
+			if d == 0 {
+				d = DefaultRetryDelay
+			}
+			return errResourceExhausted(method, d)
+		}},
+		{mf.Internal, func() *apiError { return errInternal(method) }},
+		{mf.PermissionDenied, func() *apiError { return errPermissionDenied(method) }},
+		{mf.Cancelled, func() *apiError { return errRequestCancelled(method, mf.NoStatus) }},
+		{mf.RequestTimeout, func() *apiError { return errRequestTimeout(method, mf.NoStatus) }},
+	} {
+		bound += k.rate
+		if u < bound {
+			return k.err()
 		}
-		return errResourceExhausted(method, d)
-	case u < mf.Unavailable+mf.ResourceExhausted+mf.Internal:
-		return errInternal(method)
-	case u < mf.rateSum():
-		return errPermissionDenied(method)
 	}
 	return nil
 }
 
 func (mf MethodFault) rateSum() float64 {
-	return mf.Unavailable + mf.ResourceExhausted + mf.Internal + mf.PermissionDenied
+	return mf.Unavailable + mf.ResourceExhausted + mf.Internal + mf.PermissionDenied + mf.Cancelled + mf.RequestTimeout
 }
 
 // rng returns the method's random stream; fi.mu must be held.

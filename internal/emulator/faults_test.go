@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +21,7 @@ func sequence(fi *faultInjector, method string, n int) []codes.Code {
 }
 
 func TestFaultsDeterministicUnderSeed(t *testing.T) {
-	f := Faults{Methods: map[string]MethodFault{"*": {Unavailable: 0.2, ResourceExhausted: 0.2, Internal: 0.1, PermissionDenied: 0.1}}}
+	f := Faults{Methods: map[string]MethodFault{"*": {Unavailable: 0.2, ResourceExhausted: 0.2, Internal: 0.1, PermissionDenied: 0.1, Cancelled: 0.1, RequestTimeout: 0.1}}}
 	a := newFaultInjector(7, f)
 	b := newFaultInjector(7, f)
 	// Traffic to another method must not shift GetOperation's sequence.
@@ -32,7 +34,7 @@ func TestFaultsDeterministicUnderSeed(t *testing.T) {
 		}
 		counts[sa[i]]++
 	}
-	for _, c := range []codes.Code{codes.OK, codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.PermissionDenied} {
+	for _, c := range []codes.Code{codes.OK, codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.PermissionDenied, codes.Canceled, codes.DeadlineExceeded} {
 		if counts[c] == 0 {
 			t.Errorf("no %v in 200 draws: %v", c, counts)
 		}
@@ -99,11 +101,43 @@ func TestFaultsValidate(t *testing.T) {
 		{Methods: map[string]MethodFault{"*": {Unavailable: 0.6, Internal: 0.6}}},
 		{Methods: map[string]MethodFault{"*": {PermissionDenied: 0.5, ResourceExhausted: 0.6}}},
 		{Methods: map[string]MethodFault{"*": {PermissionDenied: -0.1}}},
+		{Methods: map[string]MethodFault{"*": {Cancelled: 0.5, RequestTimeout: 0.6}}},
+		{Methods: map[string]MethodFault{"*": {Unavailable: 0.9, Cancelled: 0.2}}},
+		{Methods: map[string]MethodFault{"*": {RequestTimeout: -0.1}}},
 		{Methods: map[string]MethodFault{"*": {Latency: -time.Second}}},
 	}
 	for _, f := range bad {
 		if f.Validate() == nil {
 			t.Errorf("Validate(%+v) accepted", f)
+		}
+	}
+}
+
+// Injected 499 and 408 answers carry the HTTP status the fault names, and the
+// envelope's code agrees with it.
+func TestInjected499And408(t *testing.T) {
+	for _, tc := range []struct {
+		mf     MethodFault
+		http   int
+		code   codes.Code
+		status string
+	}{
+		{MethodFault{Cancelled: 1}, 499, codes.Canceled, `"status": "CANCELLED"`},
+		{MethodFault{RequestTimeout: 1}, 408, codes.DeadlineExceeded, `"status": "DEADLINE_EXCEEDED"`},
+		{MethodFault{Cancelled: 1, NoStatus: true}, 499, codes.Canceled, ""},
+		{MethodFault{RequestTimeout: 1, NoStatus: true}, 408, codes.DeadlineExceeded, ""},
+	} {
+		fi := newFaultInjector(1, Faults{Methods: map[string]MethodFault{MethodCancelOperation: tc.mf}})
+		err := fi.decide(MethodCancelOperation)
+		if err == nil || err.code != tc.code || err.status() != tc.http {
+			t.Fatalf("%+v: decide = %+v, want %v over HTTP %d", tc.mf, err, tc.code, tc.http)
+		}
+		body := string(err.encode())
+		if !strings.Contains(body, fmt.Sprintf(`"code": %d`, tc.http)) {
+			t.Errorf("%+v: envelope %s does not carry code %d", tc.mf, body, tc.http)
+		}
+		if hasStatus := strings.Contains(body, `"status"`); hasStatus != (tc.status != "") || (tc.status != "" && !strings.Contains(body, tc.status)) {
+			t.Errorf("%+v: envelope %s, want status %q", tc.mf, body, tc.status)
 		}
 	}
 }

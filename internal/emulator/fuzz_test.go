@@ -105,8 +105,8 @@ func anyAndBack(resp *rpb.OptimizeToursResponse) (*rpb.OptimizeToursResponse, er
 }
 
 // FuzzServeHTTP drives the whole handler with arbitrary requests: every
-// answer must be JSON, never 499, and every error must be a consistent
-// AIP-193 envelope.
+// answer must be JSON, never 499 (only an injected fault answers 499, and the
+// fuzzer sets none), and every error must be a consistent AIP-193 envelope.
 func FuzzServeHTTP(f *testing.F) {
 	f.Add("POST", "/v1/projects/p/locations/l:optimizeToursLongRunning", []byte(`{"model":{"vehicles":[{}]}}`))
 	f.Add("POST", "/v1/projects/p:batchOptimizeTours", []byte(`{}`))

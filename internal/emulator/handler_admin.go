@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	rpb "cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
 )
@@ -26,7 +27,8 @@ const (
 
 // CreateOperationRequest asks the admin API for an operation with a chosen
 // name, duration and outcome. In JSON: {"name", "project", "location",
-// "kind", "duration": "10s", "errorCode", "errorMessage", "response"}.
+// "kind", "duration": "10s", "errorCode", "errorMessage", "response",
+// "metadataTypeUrl", "responseTypeUrl", "errorDetailTypeUrl"}.
 type CreateOperationRequest struct {
 	// Name is the full operation name; empty generates one under Project
 	// (default "demo-project") and Location (default "global").
@@ -45,6 +47,15 @@ type CreateOperationRequest struct {
 	// Response optionally replaces the default response: protojson of the
 	// kind's response message (for example an OptimizeToursResponse).
 	Response json.RawMessage
+	// MetadataTypeURL, ResponseTypeURL and ErrorDetailTypeURL put a message of
+	// a type no client knows (as Google may add) into the metadata, the
+	// response (instead of the kind's), or error.details (after the error;
+	// needs ErrorCode). Each is a type URL such as
+	// "type.googleapis.com/google.maps.routeoptimization.v2.FutureMetadata";
+	// the message has the fields "note" and "progressPercent".
+	MetadataTypeURL    string
+	ResponseTypeURL    string
+	ErrorDetailTypeURL string
 }
 
 type createOperationJSON struct {
@@ -56,12 +67,17 @@ type createOperationJSON struct {
 	ErrorCode    int32           `json:"errorCode,omitempty"`
 	ErrorMessage string          `json:"errorMessage,omitempty"`
 	Response     json.RawMessage `json:"response,omitempty"`
+
+	MetadataTypeURL    string `json:"metadataTypeUrl,omitempty"`
+	ResponseTypeURL    string `json:"responseTypeUrl,omitempty"`
+	ErrorDetailTypeURL string `json:"errorDetailTypeUrl,omitempty"`
 }
 
 // MarshalJSON writes Duration as a string such as "10s".
 func (c CreateOperationRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(createOperationJSON{c.Name, c.Project, c.Location, c.Kind,
-		jsonDuration(c.Duration), c.ErrorCode, c.ErrorMessage, c.Response})
+		jsonDuration(c.Duration), c.ErrorCode, c.ErrorMessage, c.Response,
+		c.MetadataTypeURL, c.ResponseTypeURL, c.ErrorDetailTypeURL})
 }
 
 // UnmarshalJSON reads Duration written as a string.
@@ -71,7 +87,8 @@ func (c *CreateOperationRequest) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*c = CreateOperationRequest{j.Name, j.Project, j.Location, j.Kind,
-		time.Duration(j.Duration), j.ErrorCode, j.ErrorMessage, j.Response}
+		time.Duration(j.Duration), j.ErrorCode, j.ErrorMessage, j.Response,
+		j.MetadataTypeURL, j.ResponseTypeURL, j.ErrorDetailTypeURL}
 	return nil
 }
 
@@ -87,6 +104,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err = s.adminOperation(w, r, strings.TrimPrefix(rest, "operations/"))
 	case rest == "counters" && r.Method == http.MethodGet:
 		err = writeAdminJSON(w, s.Counters())
+	case rest == "calls" && r.Method == http.MethodGet:
+		err = writeAdminJSON(w, s.Calls())
 	case rest == "faults" && r.Method == http.MethodGet:
 		err = writeAdminJSON(w, s.faults.get())
 	case rest == "faults" && r.Method == http.MethodPut:
@@ -223,6 +242,12 @@ func (s *Server) createFromAdmin(req CreateOperationRequest) (OperationInfo, *ap
 
 	var planned outcome
 	switch {
+	case req.ErrorCode != 0 && req.ResponseTypeURL != "":
+		return OperationInfo{}, errBadField("responseTypeUrl", "an operation ends with an error or a response, not both")
+	case req.ErrorCode == 0 && req.ErrorDetailTypeURL != "":
+		return OperationInfo{}, errBadField("errorDetailTypeUrl", "needs errorCode: details belong to the error")
+	case len(req.Response) > 0 && req.ResponseTypeURL != "":
+		return OperationInfo{}, errBadField("responseTypeUrl", "replaces the response; give response or responseTypeUrl, not both")
 	case req.ErrorCode != 0:
 		if req.ErrorCode < 1 || req.ErrorCode > 16 {
 			return OperationInfo{}, errBadField("errorCode", fmt.Sprintf("must be a google.rpc.Code in 1..16, got %d", req.ErrorCode))
@@ -235,6 +260,19 @@ func (s *Server) createFromAdmin(req CreateOperationRequest) (OperationInfo, *ap
 			}
 		}
 		planned.err = &spb.Status{Code: req.ErrorCode, Message: msg}
+		if req.ErrorDetailTypeURL != "" {
+			d, aerr := unregisteredAny("errorDetailTypeUrl", req.ErrorDetailTypeURL)
+			if aerr != nil {
+				return OperationInfo{}, aerr
+			}
+			planned.err.Details = append(planned.err.Details, d)
+		}
+	case req.ResponseTypeURL != "":
+		r, aerr := unregisteredAny("responseTypeUrl", req.ResponseTypeURL)
+		if aerr != nil {
+			return OperationInfo{}, aerr
+		}
+		planned.response = r
 	case len(req.Response) > 0:
 		m := kt.response()
 		if err := decodeOptions.Unmarshal(req.Response, m); err != nil {
@@ -247,8 +285,15 @@ func (s *Server) createFromAdmin(req CreateOperationRequest) (OperationInfo, *ap
 	default:
 		planned.response = mustAny(defaultResponse(req.Kind))
 	}
+	var metadata *anypb.Any
+	if req.MetadataTypeURL != "" {
+		var aerr *apiError
+		if metadata, aerr = unregisteredAny("metadataTypeUrl", req.MetadataTypeURL); aerr != nil {
+			return OperationInfo{}, aerr
+		}
+	}
 
-	op, aerr := s.createOperation(req.Name, p, req.Kind, req.Duration, planned)
+	op, aerr := s.createOperation(req.Name, p, req.Kind, metadata, req.Duration, planned)
 	if aerr != nil {
 		return OperationInfo{}, aerr
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // maxRequestBytes is the production request size limit (100 MB).
@@ -53,6 +54,9 @@ func (s *Server) serveGoogle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	// Arrival, not completion, is when a client spent the call: injected
+	// latency must not move it into a later second.
+	s.calls.add(rt.method, s.now())
 	sw := &statusWriter{ResponseWriter: w}
 	s.handleGoogle(sw, r, rt)
 	if sw.status == 0 {
@@ -146,10 +150,12 @@ func (s *Server) lockLive(name string, now time.Time, retention time.Duration) (
 }
 
 func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, name string, cfg *settings) *apiError {
-	op, aerr := s.lockLive(name, s.now(), cfg.retention)
+	now := s.now()
+	op, aerr := s.lockLive(name, now, cfg.retention)
 	if aerr != nil {
 		return aerr
 	}
+	op.reads.note(now)
 	b, err := op.render(wantEnumNumbers(r))
 	op.mu.Unlock()
 	if err != nil {
@@ -190,6 +196,7 @@ func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request, name st
 	if aerr != nil {
 		return aerr
 	}
+	op.cancels.note(now)
 	// Cancelling a finished operation succeeds and changes nothing.
 	if !op.done {
 		op.cancelRequested = true
@@ -450,7 +457,7 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 		return errBadField("model", "the model yields times outside the representable range: "+err.Error())
 	}
 
-	op, aerr := s.createOperation("", p, kind, duration, outcome{response: mustAny(response)})
+	op, aerr := s.createOperation("", p, kind, nil, duration, outcome{response: mustAny(response)})
 	if aerr != nil {
 		return aerr
 	}
@@ -465,15 +472,19 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 }
 
 // createOperation stores a new operation. An empty name is generated under
-// p; a given name must be free (ALREADY_EXISTS otherwise).
-func (s *Server) createOperation(name string, p parent, kind string, duration time.Duration, planned outcome) (*operation, *apiError) {
+// p; a given name must be free (ALREADY_EXISTS otherwise). A nil metadata
+// means the kind's.
+func (s *Server) createOperation(name string, p parent, kind string, metadata *anypb.Any, duration time.Duration, planned outcome) (*operation, *apiError) {
 	kt, ok := kinds[kind]
 	if !ok {
 		return nil, errBadField("kind", "unknown operation kind \""+clip(kind)+"\"")
 	}
+	if metadata == nil {
+		metadata = mustAny(kt.metadata)
+	}
 	now := s.now()
 	op := &operation{
-		kind: kind, createTime: now, metadata: mustAny(kt.metadata), planned: planned,
+		kind: kind, createTime: now, metadata: metadata, planned: planned,
 		solveEnd: now.Add(duration),
 	}
 	if name != "" {

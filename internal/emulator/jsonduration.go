@@ -97,6 +97,9 @@ type methodFaultJSON struct {
 	ResourceExhausted float64      `json:"resourceExhausted,omitempty"`
 	Internal          float64      `json:"internal,omitempty"`
 	PermissionDenied  float64      `json:"permissionDenied,omitempty"`
+	Cancelled         float64      `json:"cancelled,omitempty"`
+	RequestTimeout    float64      `json:"requestTimeout,omitempty"`
+	NoStatus          bool         `json:"noStatus,omitempty"`
 	RetryDelay        jsonDuration `json:"retryDelay,omitzero"`
 	Latency           jsonDuration `json:"latency,omitzero"`
 	FailNext          int          `json:"failNext,omitempty"`
@@ -107,6 +110,7 @@ func (f MethodFault) MarshalJSON() ([]byte, error) {
 	return json.Marshal(methodFaultJSON{
 		Unavailable: f.Unavailable, ResourceExhausted: f.ResourceExhausted,
 		Internal: f.Internal, PermissionDenied: f.PermissionDenied,
+		Cancelled: f.Cancelled, RequestTimeout: f.RequestTimeout, NoStatus: f.NoStatus,
 		RetryDelay: jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
 	})
 }
@@ -120,6 +124,7 @@ func (f *MethodFault) UnmarshalJSON(b []byte) error {
 	*f = MethodFault{
 		Unavailable: j.Unavailable, ResourceExhausted: j.ResourceExhausted,
 		Internal: j.Internal, PermissionDenied: j.PermissionDenied,
+		Cancelled: j.Cancelled, RequestTimeout: j.RequestTimeout, NoStatus: j.NoStatus,
 		RetryDelay: time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
 	}
 	return nil

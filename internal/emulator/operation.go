@@ -46,6 +46,9 @@ type operation struct {
 	done            bool
 	finishTime      time.Time
 	final           outcome
+	// reads and cancels record the GetOperation and CancelOperation calls
+	// that reached this operation, for clients that measure their own load.
+	reads, cancels callRecord
 	// rendered caches the Operation JSON of the current state, indexed by
 	// enum encoding (0 names, 1 numbers). The state changes at most once
 	// (running to done), so GETs are served from these bytes.
@@ -92,9 +95,9 @@ func (o *operation) proto() *longrunningpb.Operation {
 // indentation, fields in proto order, lowerCamelCase names, enums as names or
 // (when asked) numbers. protojson deliberately varies its whitespace between
 // builds, so its compact output is re-indented with encoding/json to keep
-// the bytes stable.
+// the bytes stable. Made-up types (see unregisteredAny) resolve here only.
 func marshalJSON(m proto.Message, enumNumbers bool) ([]byte, error) {
-	b, err := protojson.MarshalOptions{UseEnumNumbers: enumNumbers}.Marshal(m)
+	b, err := protojson.MarshalOptions{UseEnumNumbers: enumNumbers, Resolver: encodeResolver}.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +140,40 @@ type OperationInfo struct {
 	EndTime time.Time `json:"endTime"`
 	// ExpireTime is when a finished operation stops being readable.
 	ExpireTime *time.Time `json:"expireTime,omitempty"`
+	// Reads is the number of GetOperation calls answered for this operation,
+	// FirstReadTime and LastReadTime when the first and the last arrived
+	// (absent before the first). Calls failed by injected faults or refused
+	// before the lookup (auth, validation) never reach an operation and are
+	// not counted here, only in the counters.
+	Reads         int64      `json:"reads"`
+	FirstReadTime *time.Time `json:"firstReadTime,omitempty"`
+	LastReadTime  *time.Time `json:"lastReadTime,omitempty"`
+	// CancelCalls and FirstCancelTime are the same for CancelOperation,
+	// including cancels of an operation already done.
+	CancelCalls     int64      `json:"cancelCalls"`
+	FirstCancelTime *time.Time `json:"firstCancelTime,omitempty"`
+}
+
+// callRecord counts the calls of one method that reached an operation.
+type callRecord struct {
+	n           int64
+	first, last time.Time
+}
+
+// note records a call at now. The operation's mu must be held.
+func (c *callRecord) note(now time.Time) {
+	if c.n == 0 {
+		c.first = now
+	}
+	c.n++
+	c.last = now
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // info describes the current state. o.mu must be held.
@@ -144,6 +181,8 @@ func (o *operation) info(retention time.Duration) OperationInfo {
 	in := OperationInfo{
 		Name: o.name, Kind: o.kind, Done: o.done, CancelRequested: o.cancelRequested,
 		CreateTime: o.createTime, EndTime: o.solveEnd,
+		Reads: o.reads.n, FirstReadTime: timePtr(o.reads.first), LastReadTime: timePtr(o.reads.last),
+		CancelCalls: o.cancels.n, FirstCancelTime: timePtr(o.cancels.first),
 	}
 	if !o.cancelAt.IsZero() && o.cancelAt.Before(o.solveEnd) {
 		in.EndTime = o.cancelAt

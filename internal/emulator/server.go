@@ -27,6 +27,7 @@ type Server struct {
 	initial  Faults // restored by Reset
 	store    *store
 	counters *counters
+	calls    *callLog
 
 	idMu  sync.Mutex
 	idRng *mrand.Rand
@@ -65,6 +66,7 @@ func NewServer(opts Options) (*Server, error) {
 		initial:  opts.Faults.clone(),
 		store:    newStore(),
 		counters: newCounters(),
+		calls:    newCallLog(),
 	}
 	if s.clock == nil {
 		s.clock = realClock{}
@@ -131,6 +133,7 @@ func (s *Server) Sweep() int {
 func (s *Server) Reset() {
 	s.store.clear()
 	s.counters.reset()
+	s.calls.reset()
 	s.faults.set(s.initial)
 	s.settings.Store(s.startup)
 	if s.seed != 0 {
@@ -163,6 +166,9 @@ func (s *Server) SetConfig(c Config) error {
 
 // Counters returns a snapshot of the request counters.
 func (s *Server) Counters() Counters { return s.counters.snapshot() }
+
+// Calls returns the /v1 calls per second of the emulator's clock, by method.
+func (s *Server) Calls() CallHistogram { return s.calls.snapshot() }
 
 // newID returns a fresh operation ID: a decimal number, like the IDs
 // Google's LRO services hand out.

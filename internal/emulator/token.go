@@ -97,6 +97,11 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 	writeJSON(w, status, append(body, '\n'))
 }
 
+// TokenURL is the token endpoint of the emulator at baseURL (such as http://127.0.0.1:8085), as
+// NewServiceAccountKey writes it into token_uri. A client that accepts keys only with trusted
+// token endpoints (the operator's --trusted-token-uris) must list it.
+func TokenURL(baseURL string) string { return strings.TrimSuffix(baseURL, "/") + tokenPath }
+
 // NewServiceAccountKey returns a service-account key file for email with a fresh RSA key and
 // token_uri pointing at the emulator at baseURL (such as http://127.0.0.1:8085). Google's
 // client libraries load it like a real key and fetch their tokens from the emulator.
@@ -116,6 +121,6 @@ func NewServiceAccountKey(baseURL, email string) ([]byte, error) {
 		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		"client_email":   email,
 		"client_id":      "1234567890",
-		"token_uri":      strings.TrimSuffix(baseURL, "/") + tokenPath,
+		"token_uri":      TokenURL(baseURL),
 	})
 }

@@ -208,6 +208,8 @@ func TestWireAuthAndFaults(t *testing.T) {
 		{emulator.MethodFault{PermissionDenied: 1}, 403, "PERMISSION_DENIED", ""},
 		{emulator.MethodFault{ResourceExhausted: 1, RetryDelay: 3500 * time.Millisecond}, 429, "RESOURCE_EXHAUSTED", "3.500s"},
 		{emulator.MethodFault{ResourceExhausted: 1}, 429, "RESOURCE_EXHAUSTED", "30s"},
+		{emulator.MethodFault{Cancelled: 1}, 499, "CANCELLED", ""},
+		{emulator.MethodFault{RequestTimeout: 1}, 408, "DEADLINE_EXCEEDED", ""},
 	}
 	for _, f := range faults {
 		if err := e.admin.SetFaults(ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{"*": f.fault}}); err != nil {
@@ -226,6 +228,24 @@ func TestWireAuthAndFaults(t *testing.T) {
 		}
 		if delay != f.detail {
 			t.Errorf("RetryInfo.retryDelay = %v, want %s", delay, f.detail)
+		}
+	}
+
+	// Without status only the HTTP status tells what happened.
+	for _, f := range []struct {
+		fault emulator.MethodFault
+		code  int
+	}{
+		{emulator.MethodFault{Cancelled: 1, NoStatus: true}, 499},
+		{emulator.MethodFault{RequestTimeout: 1, NoStatus: true}, 408},
+	} {
+		if err := e.admin.SetFaults(ctx, emulator.Faults{Methods: map[string]emulator.MethodFault{"*": f.fault}}); err != nil {
+			t.Fatal(err)
+		}
+		code, _, body := call(t, "GET", u, "", "Authorization", "Bearer good")
+		env, _ := body["error"].(map[string]any)
+		if code != f.code || !reflect.DeepEqual(keys(env), []string{"code", "message"}) || int(env["code"].(float64)) != f.code {
+			t.Errorf("%+v: HTTP %d %v, want %d with an envelope of code and message only", f.fault, code, body, f.code)
 		}
 	}
 }
