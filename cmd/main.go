@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -51,6 +53,7 @@ type config struct {
 	watchNamespaces  string
 	endpoint         string
 	quotaProject     string
+	trustedTokenURIs string
 	requestTimeout   time.Duration
 	apiQPS           float64
 	apiBurst         int
@@ -76,7 +79,9 @@ func parseFlags() (config, zap.Options) {
 		"Base URL of the Route Optimization API. "+remote.EmulatorHostEnv+"=host:port overrides it with a plain-HTTP emulator without credentials.")
 	flag.StringVar(&c.quotaProject, "quota-project", "",
 		"Project billed for quota (x-goog-user-project); needed with user credentials. Sent only with the operator's own credentials, not with keys from spec.credentialsSecretRef.")
-	flag.DurationVar(&c.requestTimeout, "request-timeout", 15*time.Second, "Timeout of one request to the API.")
+	flag.StringVar(&c.trustedTokenURIs, "trusted-token-uris", "",
+		"Comma-separated OAuth2 token endpoints, besides https://oauth2.googleapis.com/token, that a service-account key's token_uri may name. A key naming any other is refused before any request.")
+	flag.DurationVar(&c.requestTimeout, "request-timeout", 15*time.Second, "Timeout of one request to the API, reads and cancels alike.")
 	flag.Float64Var(&c.apiQPS, "api-qps", 5,
 		"Calls per second to the API, shared by all resources (polls and cancels).")
 	flag.IntVar(&c.apiBurst, "api-burst", 10, "Burst of calls above --api-qps.")
@@ -92,13 +97,37 @@ func parseFlags() (config, zap.Options) {
 		"How often a resource whose credentials were refused re-reads its Secret to notice a fix.")
 	flag.IntVar(&c.opts.MaxConcurrentReconciles, "max-concurrent-reconciles", c.opts.MaxConcurrentReconciles,
 		"Number of resources reconciled in parallel.")
+	flag.BoolVar(&c.opts.CredentialsFromSecrets, "credentials-from-secrets", c.opts.CredentialsFromSecrets,
+		"Allow spec.credentialsSecretRef: keys from Secrets labelled "+controllers.CredentialsLabel+"=true in the resource's namespace. "+
+			"With false the operator reads no Secrets (and needs no access to them): every call uses its own identity.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	return c, zapOpts
 }
 
+// remoteConfig is the API client's configuration; it comes from flags and the environment
+// only, never from a resource.
+func (c config) remoteConfig() remote.Config {
+	rc := remote.Config{
+		Endpoint:     c.endpoint,
+		EmulatorHost: os.Getenv(remote.EmulatorHostEnv),
+		QuotaProject: c.quotaProject,
+		Timeout:      c.requestTimeout,
+		UserAgent:    "routeopt-operator/" + version,
+	}
+	for _, u := range strings.Split(c.trustedTokenURIs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			rc.TrustedTokenURIs = append(rc.TrustedTokenURIs, u)
+		}
+	}
+	return rc
+}
+
 func (c config) validate() error {
+	if err := c.remoteConfig().Validate(); err != nil {
+		return fmt.Errorf("--trusted-token-uris: %w", err)
+	}
 	switch {
 	case c.apiQPS <= 0:
 		return fmt.Errorf("--api-qps must be positive, got %v", c.apiQPS)
@@ -124,6 +153,20 @@ func (c config) validate() error {
 	return nil
 }
 
+// slimForCache drops what the operator never reads from the objects it caches: managed fields
+// and kubectl's last-applied copy of the object are most of a small resource's size, and the
+// cache holds every resource for as long as the operator runs.
+func slimForCache(in any) (any, error) {
+	if obj, ok := in.(metav1.Object); ok {
+		obj.SetManagedFields(nil)
+		if a := obj.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+			obj.SetAnnotations(a)
+		}
+	}
+	return in, nil
+}
+
 func main() {
 	c, zapOpts := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -145,7 +188,7 @@ func run(c config) error {
 	if c.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	cacheOpts := cache.Options{}
+	cacheOpts := cache.Options{DefaultTransform: slimForCache}
 	if c.watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(c.watchNamespaces, ",") {
@@ -175,13 +218,7 @@ func run(c config) error {
 	// The factory's context outlives every reconcile: token sources refresh with it.
 	base, stop := context.WithCancel(context.Background())
 	defer stop()
-	rc := remote.Config{
-		Endpoint:     c.endpoint,
-		EmulatorHost: os.Getenv(remote.EmulatorHostEnv),
-		QuotaProject: c.quotaProject,
-		Timeout:      c.requestTimeout,
-		UserAgent:    "routeopt-operator/" + version,
-	}
+	rc := c.remoteConfig()
 	factory := remote.NewFactory(base, rc, metrics.ObserveRemote)
 	b := budget.New(c.apiQPS, c.apiBurst)
 	metrics.Register(mgr.GetClient(), b)

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/routeopt/routeopt-operator/controllers"
 )
 
@@ -29,6 +32,8 @@ func TestValidate(t *testing.T) {
 		{name: "zero unavailable-after: at once", mutate: func(c *config) { c.opts.RemoteUnavailableAfter = 0 }},
 		{name: "negative unavailable-after", mutate: func(c *config) { c.opts.RemoteUnavailableAfter = -time.Minute }, wantErr: "--remote-unavailable-after"},
 		{name: "zero recheck", mutate: func(c *config) { c.opts.CredentialsRecheck = 0 }, wantErr: "--credentials-recheck-interval"},
+		{name: "trusted token URIs", mutate: func(c *config) { c.trustedTokenURIs = "https://oauth2.example.test/token, http://127.0.0.1:8085/token" }},
+		{name: "trusted token URI not absolute", mutate: func(c *config) { c.trustedTokenURIs = "oauth2/token" }, wantErr: "--trusted-token-uris"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,5 +47,22 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("validate() = %v, want an error naming %s", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestSlimForCache(t *testing.T) {
+	obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name:          "a",
+		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, "keep": "me"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	if _, err := slimForCache(obj); err != nil {
+		t.Fatal(err)
+	}
+	if obj.ManagedFields != nil {
+		t.Errorf("managed fields kept: %v", obj.ManagedFields)
+	}
+	if _, ok := obj.Annotations[corev1.LastAppliedConfigAnnotation]; ok || obj.Annotations["keep"] != "me" {
+		t.Errorf("annotations = %v, want only the last-applied copy dropped", obj.Annotations)
 	}
 }

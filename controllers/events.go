@@ -1,17 +1,20 @@
 package controllers
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
 // warningReasons are the states a person should look at.
 var warningReasons = map[string]bool{
 	opsv1.ReasonFailed: true, opsv1.ReasonNotFound: true, opsv1.ReasonAuthFailed: true,
 	opsv1.ReasonRequestRejected: true, opsv1.ReasonRemoteUnavailable: true,
-	opsv1.ReasonCancelUnsupported: true,
+	opsv1.ReasonCancelUnsupported: true, opsv1.ReasonInvalidSpec: true,
 }
 
 // recordTransitions emits one event for each change of the Succeeded or Ready reason.
@@ -39,5 +42,7 @@ func (r *OptimizationOperationReconciler) event(obj *opsv1.OptimizationOperation
 	if r.Recorder == nil {
 		return
 	}
-	r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
+	// Notes carry server text of any length; the API server drops an event whose note is
+	// longer than its limit, so it is cut to fit instead.
+	r.Recorder.Eventf(obj, nil, eventType, reason, action, "%s", policy.Bound(fmt.Sprintf(note, args...), policy.MaxEventNote))
 }

@@ -48,9 +48,7 @@ func TestRateLimitedKeepsConditionsAndBudget(t *testing.T) {
 
 	h.fault(emulator.MethodGetOperation, emulator.MethodFault{ResourceExhausted: 1, RetryDelay: 700 * time.Millisecond})
 	start, before := time.Now(), h.totalCalls()
-	for h.calls(getPath, 429) < 8 {
-		time.Sleep(50 * time.Millisecond)
-	}
+	h.waitCalls(getPath, 429, 8)
 	for _, name := range names {
 		o := h.get(name)
 		expect(t, o, "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
@@ -58,9 +56,7 @@ func TestRateLimitedKeepsConditionsAndBudget(t *testing.T) {
 	h.waitAnyEvent(names, "RemoteError")
 	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{}))
 	ok := h.calls(getPath, 200)
-	for h.calls(getPath, 200) < ok+int64(len(names)) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	h.waitCalls(getPath, 200, ok+int64(len(names)))
 	h.checkBudget(h.totalCalls()-before, time.Since(start))
 	for _, name := range names {
 		expect(t, h.get(name), "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
@@ -72,9 +68,7 @@ func TestUnavailableStormDoesNotFlipConditions(t *testing.T) {
 	names := h.startFleet(4)
 	must(t, h.admin.SetFaults(h.ctx, emulator.Faults{FailAll: true}))
 	start, before := time.Now(), h.totalCalls()
-	for h.calls(getPath, 503) < 12 {
-		time.Sleep(50 * time.Millisecond)
-	}
+	h.waitCalls(getPath, 503, 12)
 	for _, name := range names {
 		expect(t, h.get(name), "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
 	}
@@ -123,9 +117,7 @@ func TestCancelEndpointFailingIsBackedOff(t *testing.T) {
 	h.fault(emulator.MethodCancelOperation, emulator.MethodFault{FailNext: 1 << 20})
 	h.cancel("c")
 	start := time.Now()
-	for h.calls(cancelPath, 503) < 4 {
-		time.Sleep(50 * time.Millisecond)
-	}
+	h.waitCalls(cancelPath, 503, 4)
 	// Backoff from 100 ms doubling to the 1 s cap: the 4th attempt comes after at least
 	// 0.1+0.2+0.4 s (less 10% jitter), never at the 100 ms minimum interval of a hot loop.
 	n, elapsed := h.calls(cancelPath, 0), time.Since(start)
@@ -168,9 +160,7 @@ func TestCancelWaitsForTheBudgetNotForTheNextPoll(t *testing.T) {
 		o.Poll.Min, o.Poll.Max, o.Poll.AgeFactor = 100*time.Millisecond, 10*time.Minute, 1000
 	}))
 	h.startRunning("c")
-	for h.calls(getPath, 200) < 2 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitCalls(getPath, 200, 2)
 	h.cancel("c")
 	h.waitCancelledAsRequested("c")
 	h.expectCalls(cancelPath, 0, 1)
@@ -194,9 +184,7 @@ func TestCancelRefusedWhileReadsWork(t *testing.T) {
 	}
 	h.waitEvent("c", "CancelFailed")
 	reads := h.calls(getPath, 200)
-	for h.calls(cancelPath, 403) < 2 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitCalls(cancelPath, 403, 2)
 	if h.calls(getPath, 200) <= reads {
 		t.Error("no successful read between refused cancels")
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/controllers"
 	"github.com/routeopt/routeopt-operator/internal/emulator"
 )
@@ -48,17 +49,33 @@ func serviceAccountKey(t *testing.T, h *harness, email string) []byte {
 	return key
 }
 
-// putSecret creates or replaces a Secret in the harness namespace.
+// putSecret creates or replaces the data of a Secret in the harness namespace. A Secret that
+// exists keeps its labels.
 func (h *harness) putSecret(name string, data map[string][]byte) {
+	h.t.Helper()
+	h.putSecretWith(name, nil, data)
+}
+
+// putCredentials stores key as key.json in a Secret that opted in as credentials.
+func (h *harness) putCredentials(name string, key []byte) {
+	h.t.Helper()
+	h.putSecretWith(name, map[string]string{controllers.CredentialsLabel: "true"}, map[string][]byte{"key.json": key})
+}
+
+// putSecretWith creates or replaces a Secret's data, and sets labels unless they are nil.
+func (h *harness) putSecretWith(name string, labels map[string]string, data map[string][]byte) {
 	h.t.Helper()
 	s := &corev1.Secret{}
 	if err := k8s.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, s); err == nil {
 		s.Data = data
+		if labels != nil {
+			s.Labels = labels
+		}
 		must(h.t, k8s.Update(h.ctx, s))
 		return
 	}
-	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name}, Data: data}
+	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name, Labels: labels}, Data: data}
 	must(h.t, k8s.Create(h.ctx, s))
 }
 
-func ptrDuration(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+func ptrDuration(d time.Duration) *opsv1.Duration { return opsv1.DurationOf(d) }

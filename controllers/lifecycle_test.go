@@ -71,7 +71,7 @@ func TestDeletionCancel(t *testing.T) {
 			}
 			h := newHarness(t, opts...)
 			if tc.refused {
-				h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, badAccount)})
+				h.putCredentials("sa", serviceAccountKey(t, h, badAccount))
 			}
 			op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
 			h.apply("d", op, deletionPolicy(opsv1.DeletionPolicyCancel), func(o *opsv1.OptimizationOperation) {
@@ -137,7 +137,8 @@ func TestCredentialsFromSecret(t *testing.T) {
 		t.Errorf("message does not say what to fix: %q", msg)
 	}
 
-	// 2. The Secret has the wrong key.
+	// 2. The Secret, opted in, has the wrong key.
+	h.putCredentials("sa", nil)
 	h.putSecret("sa", map[string][]byte{"credentials.json": serviceAccountKey(t, h, goodAccount)})
 	o = h.waitFor("a", "wrong-key message", func(o *opsv1.OptimizationOperation) bool {
 		return strings.Contains(findCond(o, opsv1.ConditionReady), `no key "key.json"`)
@@ -147,7 +148,7 @@ func TestCredentialsFromSecret(t *testing.T) {
 	}
 
 	// 3. A key of an account the API refuses: the server answers 403.
-	h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, badAccount)})
+	h.putCredentials("sa", serviceAccountKey(t, h, badAccount))
 	o = h.waitFor("a", "permission denied", func(o *opsv1.OptimizationOperation) bool {
 		return strings.Contains(findCond(o, opsv1.ConditionReady), "PERMISSION_DENIED")
 	})
@@ -155,7 +156,7 @@ func TestCredentialsFromSecret(t *testing.T) {
 	denied := h.calls(getPath, 403)
 
 	// 4. Fixing the Secret is noticed without waiting for the backoff.
-	h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, goodAccount)})
+	h.putCredentials("sa", serviceAccountKey(t, h, goodAccount))
 	o = h.waitState("a", opsv1.ReasonRunning)
 	expect(t, o, "Unknown/Running", "False/Running", "absent", status.InProgressStatus)
 	if n := h.calls(getPath, 403); n > denied+1 {
@@ -163,7 +164,7 @@ func TestCredentialsFromSecret(t *testing.T) {
 	}
 
 	// 5. Refused again while it runs: Ready says why, Succeeded keeps the last state seen.
-	h.putSecret("sa", map[string][]byte{"key.json": serviceAccountKey(t, h, badAccount)})
+	h.putCredentials("sa", serviceAccountKey(t, h, badAccount))
 	o = h.waitReady("a", opsv1.ReasonAuthFailed)
 	expect(t, o, "Unknown/Running", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
 }
@@ -202,9 +203,7 @@ func TestStatusWrittenOnlyOnChange(t *testing.T) {
 	o := h.waitState("w", opsv1.ReasonRunning)
 	rv := o.ResourceVersion
 	start := h.calls(getPath, 200)
-	for h.calls(getPath, 200) < start+20 {
-		time.Sleep(100 * time.Millisecond)
-	}
+	h.waitCalls(getPath, 200, start+20)
 	o = h.get("w")
 	if o.ResourceVersion != rv {
 		t.Errorf("status written during %d polls that learned nothing: resourceVersion %s -> %s (%s)",

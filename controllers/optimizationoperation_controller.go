@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
@@ -50,6 +51,9 @@ type Options struct {
 	CredentialsRecheck time.Duration
 	// MaxConcurrentReconciles is the number of workers.
 	MaxConcurrentReconciles int
+	// CredentialsFromSecrets allows spec.credentialsSecretRef. Off, the operator reads no
+	// Secret and needs no access to Secrets: every call uses its own identity.
+	CredentialsFromSecrets bool
 }
 
 // DefaultOptions are the flags' defaults.
@@ -59,6 +63,7 @@ var DefaultOptions = Options{
 	DeletionCancelTimeout:   2 * time.Minute,
 	CredentialsRecheck:      10 * time.Second,
 	MaxConcurrentReconciles: 4,
+	CredentialsFromSecrets:  true,
 }
 
 // OptimizationOperationReconciler tracks remote operations and sends the cancels users ask for.
@@ -79,8 +84,7 @@ type OptimizationOperationReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/status,verbs=get;patch
-// +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/finalizers,verbs=update
+// +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -94,22 +98,35 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// A cancel answered in an earlier reconcile may not be in this cached copy yet: without
-	// the answer, the steps below would send it again or write over it.
-	r.tracker.get(keyOf(obj), obj.UID).restoreCancel(&obj.Status)
+	if mayCancel(obj) {
+		// Whether to send a cancel is decided on the stored record, never on a cache that
+		// may lag this process's writes or another process's: sending twice, or writing
+		// over an answer, are exactly the mistakes a lagging copy invites.
+		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				r.forget(req.String())
+			}
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	state := r.tracker.get(keyOf(obj), obj.UID)
 	log := logf.FromContext(ctx).WithValues("operation", obj.Spec.OperationName)
 	ctx = logf.IntoContext(ctx, log)
 
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj)
+		state.restoreCancel(&obj.Status)
+		return r.reconcileDelete(ctx, obj, state)
 	}
+
+	// orig is what the server holds; an answer this process received but could not store yet
+	// is added after it, so that this reconcile's write carries it.
+	orig := obj.DeepCopy()
+	state.restoreCancel(&obj.Status)
 	if patched, err := r.reconcileFinalizer(ctx, obj); err != nil || patched {
 		// The finalizer patch comes back as a watch event at once; working on now would
 		// race the cache, which may not hold this reconcile's status writes yet.
 		return ctrl.Result{}, err
 	}
-
-	orig := obj.DeepCopy()
 	defer func() {
 		// Status holds what this reconcile learned from the API, a cancel's answer above all.
 		// A shutdown cancels ctx, often in the middle of a remote call; the write must still
@@ -121,9 +138,11 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 			retErr = errors.Join(retErr, err)
 			return
 		}
-		// A finished operation needs no cancel on deletion: release the finalizer once its
-		// terminal status is stored.
 		if obj.Status.Done {
+			// Only now that the terminal status, with any cancel answer, is stored may the
+			// memory of the resource go; and a finished operation needs no cancel on
+			// deletion, so the finalizer goes too.
+			r.forget(keyOf(obj))
 			_, err := r.reconcileFinalizer(writeCtx, obj)
 			retErr = errors.Join(retErr, err)
 		}
@@ -133,7 +152,7 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		r.reconcileDone(obj)
 		return ctrl.Result{}, nil
 	}
-	return r.reconcileRemote(ctx, obj)
+	return r.reconcileRemote(ctx, obj, state)
 }
 
 // patchStatus writes status with one merge patch when it changed, then tells what changed in
@@ -146,6 +165,12 @@ func (r *OptimizationOperationReconciler) patchStatus(ctx context.Context, orig,
 	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
+		}
+		if apierrors.IsInvalid(err) {
+			// The API server refuses this object's writes (a schema stricter than the stored
+			// object, for one): say so on the object itself, where its owner looks.
+			r.event(orig, corev1.EventTypeWarning, "StatusRejected", "Observe",
+				"The API server refused the status update: %v", err)
 		}
 		return fmt.Errorf("patch status of %s/%s: %w", obj.Namespace, obj.Name, err)
 	}

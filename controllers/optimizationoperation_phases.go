@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +27,13 @@ func cancelPending(obj *opsv1.OptimizationOperation) bool {
 	return obj.Spec.Cancel && !obj.Status.Done && (obj.Status.Cancel == nil || obj.Status.Cancel.Outcome == "")
 }
 
+// mayCancel reports whether this reconcile may send a cancel: one the user asked for, or one
+// that deletion with deletionPolicy Cancel sends, with no answer recorded yet.
+func mayCancel(obj *opsv1.OptimizationOperation) bool {
+	return !obj.Status.Done && !cancelAnswered(obj) &&
+		(obj.Spec.Cancel || (!obj.DeletionTimestamp.IsZero() && obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel))
+}
+
 // forget drops what is remembered of a resource that is gone or finished.
 func (r *OptimizationOperationReconciler) forget(key string) {
 	r.tracker.forget(key)
@@ -38,9 +46,24 @@ const followCancelFor = time.Minute
 
 // followingCancel reports whether obj's reads are confirming a recently accepted cancel.
 func (r *OptimizationOperationReconciler) followingCancel(obj *opsv1.OptimizationOperation, now time.Time) bool {
+	at := acceptedAt(obj)
+	return obj.Spec.Cancel && !obj.Status.Done && at != nil && now.Sub(*at) < followCancelFor
+}
+
+// acceptedAt is when the server accepted obj's cancel (nil when it has not). The reads that
+// confirm the cancel follow the answer, not the first attempt, which may be long before it
+// when earlier attempts failed.
+func acceptedAt(obj *opsv1.OptimizationOperation) *time.Time {
 	c := obj.Status.Cancel
-	return obj.Spec.Cancel && !obj.Status.Done && c != nil && c.Outcome == opsv1.CancelAccepted &&
-		c.RequestedAt != nil && now.Sub(c.RequestedAt.Time) < followCancelFor
+	if c == nil || c.Outcome != opsv1.CancelAccepted {
+		return nil
+	}
+	for _, t := range []*metav1.Time{c.AnsweredAt, c.RequestedAt} {
+		if t != nil {
+			return &t.Time
+		}
+	}
+	return nil
 }
 
 // needsCancelOnDelete reports whether deleting obj now must first send a cancel: the policy
@@ -75,41 +98,45 @@ func (r *OptimizationOperationReconciler) reconcileFinalizer(ctx context.Context
 // reconcileDelete sends the cancel deletionPolicy Cancel asks for, then lets the resource go.
 // It never waits for the remote operation to end, and never holds deletion for errors a retry
 // cannot fix (UNIMPLEMENTED, NOT_FOUND, bad credentials).
-func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
-	r.tracker.forget(keyOf(obj))
+func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, obj *opsv1.OptimizationOperation, state *pollState) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
-		r.Budget.Forget(keyOf(obj))
+		r.forget(keyOf(obj))
 		return ctrl.Result{}, nil
 	}
 	if needsCancelOnDelete(obj) {
-		if res, retry := r.cancelOnDelete(ctx, obj); retry {
+		if res, retry := r.cancelOnDelete(ctx, obj, state); retry {
 			return res, nil
 		}
 	}
-	r.Budget.Forget(keyOf(obj))
 	patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(obj, Finalizer)
 	if err := r.Patch(ctx, obj, patch); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", client.IgnoreNotFound(err))
 	}
+	r.forget(keyOf(obj))
 	return ctrl.Result{}, nil
 }
 
 // closeCancelRecord gives a cancel that will never be sent, because the operation was seen
 // done first, its outcome: a record without one would read as a cancel still under way.
+// Whether a cancel went out is told only as far as it is known: the request is stored before
+// the first cancel is sent, so without it none was; with it, an answer may have been lost to
+// a restart.
 func closeCancelRecord(obj *opsv1.OptimizationOperation, now time.Time) {
 	if !obj.Status.Done || !obj.Spec.Cancel || cancelAnswered(obj) {
 		return
 	}
-	if obj.Status.Cancel == nil {
+	if obj.Status.Cancel == nil || obj.Status.Cancel.RequestedAt == nil {
 		t := metav1.NewTime(now)
 		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t, Outcome: opsv1.CancelAlreadyDone,
 			Message: "The operation had already finished; no cancel was sent"}
 		return
 	}
-	// Requested earlier, but every attempt was deferred or failed before an answer came.
 	obj.Status.Cancel.Outcome = opsv1.CancelAlreadyDone
-	obj.Status.Cancel.Message = "The operation finished before the server answered the cancel"
+	obj.Status.Cancel.Message = "The operation finished before an answer to the cancel was recorded"
+	if e := obj.Status.Error; e != nil && e.Code == int32(codes.Canceled) {
+		obj.Status.Cancel.Message += "; it ended CANCELLED, so a cancel sent before a restart of the operator was most likely taken"
+	}
 }
 
 func cancelAnswered(obj *opsv1.OptimizationOperation) bool {
@@ -118,10 +145,15 @@ func cancelAnswered(obj *opsv1.OptimizationOperation) bool {
 
 // cancelOnDelete sends one cancel. retry is true when it failed transiently and the deletion
 // timeout has not passed yet.
-func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, obj *opsv1.OptimizationOperation) (res ctrl.Result, retry bool) {
+func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, obj *opsv1.OptimizationOperation, state *pollState) (res ctrl.Result, retry bool) {
 	name := obj.Spec.OperationName
 	inTime := r.Now().Sub(obj.DeletionTimestamp.Time) < r.Options.DeletionCancelTimeout
 	ops, err := r.opsFor(ctx, obj)
+	if credsErr := (*policy.CredentialsError)(nil); errors.As(err, &credsErr) && state.lastWorking != nil {
+		// The Secret went first (a GitOps prune deletes both together): the key that last
+		// worked for this resource still may send its cancel.
+		ops, err = state.lastWorking, nil
+	}
 	if err == nil {
 		if wait, ok := r.Budget.Take(keyOf(obj), budget.Urgent); !ok {
 			metrics.BudgetDeferred.WithLabelValues(budget.Urgent.String()).Inc()
@@ -158,7 +190,6 @@ func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, ob
 // reconcileDone handles a resource whose operation has finished: it is never read again. A
 // cancel asked for only now changes nothing but the record of the request.
 func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationOperation) {
-	r.forget(keyOf(obj))
 	closeCancelRecord(obj, r.Now())
 	obj.Status.ObservedGeneration = obj.Generation
 	for i := range obj.Status.Conditions {
@@ -166,10 +197,13 @@ func (r *OptimizationOperationReconciler) reconcileDone(obj *opsv1.OptimizationO
 	}
 }
 
+// immediately is the requeue delay of a reconcile that must run again at once, after its
+// status write (RequeueAfter, unlike an error, skips the work queue's backoff).
+const immediately = time.Millisecond
+
 // reconcileRemote reads the operation when it is due, sends a pending cancel, and schedules
 // the next read.
-func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, obj *opsv1.OptimizationOperation) (ctrl.Result, error) {
-	state := r.tracker.get(keyOf(obj), obj.UID)
+func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, obj *opsv1.OptimizationOperation, state *pollState) (ctrl.Result, error) {
 	now := r.Now()
 	if len(obj.Status.Conditions) == 0 && state.seenGeneration == 0 {
 		// First visit: say so at once, so a fresh object never looks finished or healthy.
@@ -177,13 +211,27 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		// writes: it must not overwrite them with Pending.)
 		policy.SetConditions(obj, policy.Problem{})
 	}
+	specChanged := obj.Generation != state.seenGeneration
+	if _, err := pollIntervalOf(obj); err != nil {
+		// Only an object stored before the API validated the field gets here. Nothing is
+		// sent for it until it is fixed; the fix is a spec change, which wakes the reconciler.
+		state.seenGeneration = obj.Generation
+		policy.SetConditions(obj, policy.Problem{Reason: opsv1.ReasonInvalidSpec, Message: policy.Truncate(fmt.Sprintf(
+			"Nothing is sent for operation %s: spec.pollInterval cannot be used: %v; set a Go duration of at most 24h, or remove it",
+			obj.Spec.OperationName, err))})
+		obj.Status.ObservedGeneration = obj.Generation
+		return ctrl.Result{}, nil
+	}
 
 	creds, credsKey, credsErr := r.credentials(ctx, obj)
 	if credsErr != nil && credsKey == "" {
 		return ctrl.Result{}, credsErr // the API server itself failed; the work queue backs off
 	}
 	credsChanged := state.refusedCreds != "" && credsKey != state.refusedCreds
-	specChanged := obj.Generation != state.seenGeneration
+	if credsChanged || specChanged {
+		// A new key or a new spec is a new chance for a refused or failing cancel as well.
+		state.cancelFailures, state.nextCancelAt = 0, time.Time{}
+	}
 	if !state.due(now) && !credsChanged && !specChanged {
 		return r.requeue(state, now), nil
 	}
@@ -201,9 +249,9 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 	if sendCancel || r.followingCancel(obj, now) {
 		prio = budget.Urgent
 	}
-	// When the last reconcile read the operation running and then found no room in the budget
-	// for the cancel, this token goes to the cancel: reading first again could take the only
-	// token every time and starve the cancel.
+	// When the last reconcile read the operation running and then could not send the cancel
+	// (no room in the budget, or its request had to be stored first), this token goes to the
+	// cancel: reading first again could take the only token every time and starve it.
 	skipRead := sendCancel && state.readForCancel
 	state.readForCancel = false
 	if !skipRead {
@@ -214,23 +262,40 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 			}
 			return res, nil // the budget said wait
 		}
-		r.succeeded(obj, state, op, now)
+		r.succeeded(obj, state, ops, op, now)
 	}
 
 	if sendCancel && cancelPending(obj) {
+		if obj.Status.Cancel == nil || obj.Status.Cancel.RequestedAt == nil {
+			return r.recordCancelRequest(obj, state, now), nil
+		}
 		if res, done := r.sendCancel(ctx, ops, obj, state, credsKey); done {
 			return res, nil
 		}
 		// The operation was just told to stop: read it again at once, so a cancel that takes
 		// effect immediately shows as Cancelled in the same reconcile.
 		if op, _, err := r.get(ctx, ops, obj, state, budget.Urgent); op != nil {
-			r.succeeded(obj, state, op, now)
+			r.succeeded(obj, state, ops, op, now)
 		} else if err != nil {
 			// The cancel was answered; the fast polls that follow will see the result.
 			logf.FromContext(ctx).Info("read after cancel failed", "error", err.Error())
 		}
 	}
 	return r.settle(obj, state, now), nil
+}
+
+// recordCancelRequest stores the cancel request before the first cancel is sent, and comes
+// back at once to send it. A process that dies after sending then leaves a record that says
+// a cancel may have gone out; without the record, none did.
+func (r *OptimizationOperationReconciler) recordCancelRequest(obj *opsv1.OptimizationOperation, state *pollState, now time.Time) ctrl.Result {
+	t := metav1.NewTime(now)
+	obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t}
+	state.cancelRequestedAt = now
+	state.readForCancel = true
+	state.nextPollAt = now
+	obj.Status.ObservedGeneration = obj.Generation
+	policy.SetConditions(obj, policy.Problem{})
+	return ctrl.Result{RequeueAfter: immediately}
 }
 
 // get reads the operation when the budget has room. With no room it returns neither an
@@ -252,8 +317,9 @@ func (r *OptimizationOperationReconciler) get(ctx context.Context, ops remote.Op
 }
 
 // succeeded records a successful read.
-func (r *OptimizationOperationReconciler) succeeded(obj *opsv1.OptimizationOperation, state *pollState, op *longrunningpb.Operation, now time.Time) {
+func (r *OptimizationOperationReconciler) succeeded(obj *opsv1.OptimizationOperation, state *pollState, ops remote.Operations, op *longrunningpb.Operation, now time.Time) {
 	state.succeeded()
+	state.lastWorking = ops
 	r.Budget.Recover()
 	policy.ApplyOperation(&obj.Status, op, metav1.NewTime(now))
 }
@@ -262,10 +328,8 @@ func (r *OptimizationOperationReconciler) succeeded(obj *opsv1.OptimizationOpera
 // reconcile should return res without reading the operation again.
 func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops remote.Operations, obj *opsv1.OptimizationOperation, state *pollState, credsKey string) (res ctrl.Result, done bool) {
 	now := r.Now()
-	if obj.Status.Cancel == nil {
-		t := metav1.NewTime(now)
-		obj.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &t}
-		state.cancelRequestedAt = now
+	if state.cancelRequestedAt.IsZero() {
+		state.cancelRequestedAt = obj.Status.Cancel.RequestedAt.Time
 	}
 	wait, ok := r.Budget.Take(keyOf(obj), budget.Urgent)
 	if !ok {
@@ -278,8 +342,10 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	err := ops.Cancel(ctx, obj.Spec.OperationName)
 	outcome, msg, answered := policy.CancelOutcome(err)
 	if answered {
-		obj.Status.Cancel.Outcome, obj.Status.Cancel.Message = outcome, msg
-		state.cancelOutcome, state.cancelMessage = outcome, msg
+		at := metav1.NewTime(r.Now())
+		c := obj.Status.Cancel
+		c.Outcome, c.Message, c.AnsweredAt = outcome, msg, &at
+		state.answer = c.DeepCopy()
 		state.cancelFailures, state.nextCancelAt = 0, time.Time{}
 		if err == nil {
 			r.event(obj, corev1.EventTypeNormal, "CancelSent", "Cancel",
@@ -367,7 +433,6 @@ func (r *OptimizationOperationReconciler) settle(obj *opsv1.OptimizationOperatio
 			}
 			metrics.CancelLatency.WithLabelValues(metrics.State(obj)).Observe(max(r.Now().Sub(start), 0).Seconds())
 		}
-		r.forget(keyOf(obj))
 		return ctrl.Result{}
 	}
 	delay := policy.NextPoll(r.Options.Poll, r.pollInput(obj, state, now))
@@ -383,13 +448,8 @@ func (r *OptimizationOperationReconciler) pollInput(obj *opsv1.OptimizationOpera
 	if obj.Status.StartTime != nil {
 		in.Started = obj.Status.StartTime.Time
 	}
-	if obj.Spec.PollInterval != nil {
-		in.SpecCap = obj.Spec.PollInterval.Duration
-	}
-	if c := obj.Status.Cancel; c != nil && c.Outcome == opsv1.CancelAccepted && c.RequestedAt != nil {
-		t := c.RequestedAt.Time
-		in.CancelRequestedAt = &t
-	}
+	in.SpecCap, _ = pollIntervalOf(obj)
+	in.CancelAcceptedAt = acceptedAt(obj)
 	return in
 }
 
@@ -409,6 +469,14 @@ func (r *OptimizationOperationReconciler) opsFor(ctx context.Context, obj *opsv1
 		return nil, err
 	}
 	return r.Clients.For(creds)
+}
+
+// pollIntervalOf returns spec.pollInterval (0 when unset).
+func pollIntervalOf(obj *opsv1.OptimizationOperation) (time.Duration, error) {
+	if obj.Spec.PollInterval == nil {
+		return 0, nil
+	}
+	return obj.Spec.PollInterval.Parse()
 }
 
 // keyOf is the work queue's key of obj (namespace/name).

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -48,6 +49,7 @@ var (
 func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(opsv1.AddToScheme(scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
 
 	var err error
@@ -85,6 +87,7 @@ func testOptions() controllers.Options {
 		DeletionCancelTimeout:   3 * time.Second,
 		CredentialsRecheck:      200 * time.Millisecond,
 		MaxConcurrentReconciles: 4,
+		CredentialsFromSecrets:  true,
 	}
 }
 
@@ -101,8 +104,10 @@ type harness struct {
 	qps    float64
 	burst  int
 	auth   bool
-	stop   context.CancelFunc
-	done   chan struct{}
+	// wrap, when set, wraps the manager's client: tests inject API server failures with it.
+	wrap func(client.Client) client.Client
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 type harnessOption func(*harness, *emulator.Options)
@@ -144,6 +149,7 @@ func newHarness(t testing.TB, options ...harnessOption) *harness {
 	host := strings.TrimPrefix(h.emu.URL, "http://")
 	if h.auth {
 		h.remote.Endpoint = h.emu.URL
+		h.remote.TrustedTokenURIs = []string{emulator.TokenURL(h.emu.URL)}
 	} else {
 		h.remote.EmulatorHost = host
 	}
@@ -172,8 +178,12 @@ func (h *harness) startManager() {
 	})
 	must(t, err)
 	h.budget = budget.New(h.qps, h.burst)
+	c := mgr.GetClient()
+	if h.wrap != nil {
+		c = h.wrap(c)
+	}
 	r := &controllers.OptimizationOperationReconciler{
-		Client:    mgr.GetClient(),
+		Client:    c,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("routeopt-operator"),
 		Clients:   remote.NewFactory(h.ctx, h.remote, nil),
@@ -348,6 +358,19 @@ func (h *harness) events(name string) map[string]int {
 		}
 	}
 	return out
+}
+
+// waitCalls waits until the emulator answered at least n calls of method with the HTTP code
+// (0: any code). The limit only bounds a broken test.
+func (h *harness) waitCalls(method string, code int, n int64) {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for h.calls(method, code) < n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the emulator answered %d calls of %s with HTTP %d (0: any), want at least %d", h.calls(method, code), method, code, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (h *harness) waitEvent(name, reason string) {

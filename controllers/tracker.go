@@ -4,11 +4,11 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/internal/policy"
+	"github.com/routeopt/routeopt-operator/internal/remote"
 )
 
 // pollState is what the reconciler remembers about one resource between reconciles. It lives
@@ -27,17 +27,21 @@ type pollState struct {
 	// a cancel endpoint that keeps failing is backed off like any other.
 	cancelFailures int
 	nextCancelAt   time.Time
-	// readForCancel is set when a read found the operation running but the budget had no room
-	// left for the cancel: the next attempt sends the cancel without reading again first.
+	// readForCancel is set when a read found the operation running but the cancel could not
+	// be sent in the same reconcile (no room in the budget, or its request had to be recorded
+	// first): the next attempt sends the cancel without reading again first.
 	readForCancel bool
-	// cancelOutcome and cancelMessage are the server's answer to the cancel, once there was
-	// one: a reconcile of a cache that does not show the recorded outcome yet neither sends
-	// the cancel again nor writes over the answer.
-	cancelOutcome opsv1.CancelOutcome
-	cancelMessage string
+	// answer is the server's answer to the cancel, kept from the moment it came until the
+	// resource is forgotten: a status write that fails, or a cache that does not show the
+	// write yet, must neither lose it nor let the cancel be sent again.
+	answer *opsv1.CancelStatus
 	// cancelRequestedAt is when this process first acted on spec.cancel, to the nanosecond
 	// (status.cancel.requestedAt keeps whole seconds), for the cancel latency metric.
 	cancelRequestedAt time.Time
+	// lastWorking is the client of the last call that the server did not refuse. Deletion
+	// falls back to it when the resource's Secret is already gone (a GitOps prune deletes
+	// both at once), so a cancel on delete is still sent.
+	lastWorking remote.Operations
 	// failures counts remote calls in a row that failed; firstFailure is when the run began.
 	failures     int
 	firstFailure time.Time
@@ -47,17 +51,18 @@ type pollState struct {
 	refusedCreds string
 }
 
-// restoreCancel puts the cancel answer this process recorded back into st when the cached
-// copy st came from does not show it yet.
+// restoreCancel puts the cancel answer this process received back into st when st (a cached
+// copy, or one whose write failed) does not carry it.
 func (s *pollState) restoreCancel(st *opsv1.OptimizationOperationStatus) {
-	if s.cancelOutcome == "" || (st.Cancel != nil && st.Cancel.Outcome != "") {
+	if s.answer == nil || (st.Cancel != nil && st.Cancel.Outcome != "") {
 		return
 	}
-	if st.Cancel == nil {
-		t := metav1.NewTime(s.cancelRequestedAt)
-		st.Cancel = &opsv1.CancelStatus{RequestedAt: &t}
+	requested := s.answer.RequestedAt
+	if st.Cancel != nil && st.Cancel.RequestedAt != nil {
+		requested = st.Cancel.RequestedAt
 	}
-	st.Cancel.Outcome, st.Cancel.Message = s.cancelOutcome, s.cancelMessage
+	st.Cancel = s.answer.DeepCopy()
+	st.Cancel.RequestedAt = requested
 }
 
 // due reports whether the resource should be read now.

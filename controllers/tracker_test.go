@@ -7,12 +7,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
 func TestRestoreCancel(t *testing.T) {
 	sent := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	earlier := metav1.NewTime(sent.Add(-time.Minute))
-	answered := pollState{cancelOutcome: opsv1.CancelAccepted, cancelMessage: "accepted", cancelRequestedAt: sent}
+	sentAt := metav1.NewTime(sent)
+	answered := pollState{answer: &opsv1.CancelStatus{RequestedAt: &sentAt, Outcome: opsv1.CancelAccepted, Message: "accepted"}}
 	tests := []struct {
 		name  string
 		state pollState
@@ -37,5 +39,25 @@ func TestRestoreCancel(t *testing.T) {
 				t.Errorf("status.cancel = %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+func TestConfirmingReadsFollowTheAnswer(t *testing.T) {
+	// Three minutes of refused cancels, then one is accepted: the read that confirms it comes
+	// about a second after the answer, not three minutes after the first attempt.
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	requested, answered := metav1.NewTime(now.Add(-3*time.Minute)), metav1.NewTime(now)
+	obj := &opsv1.OptimizationOperation{
+		Spec: opsv1.OptimizationOperationSpec{Cancel: true},
+		Status: opsv1.OptimizationOperationStatus{Cancel: &opsv1.CancelStatus{
+			RequestedAt: &requested, AnsweredAt: &answered, Outcome: opsv1.CancelAccepted}},
+	}
+	obj.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour))
+	r := &OptimizationOperationReconciler{Options: DefaultOptions, Rand: func() float64 { return 0.5 }}
+	if d := policy.NextPoll(r.Options.Poll, r.pollInput(obj, &pollState{}, now)); d > 2*time.Second {
+		t.Errorf("next read %s after the accepted answer, want about a second", d)
+	}
+	if !r.followingCancel(obj, now) {
+		t.Error("the read after the accepted answer is not urgent")
 	}
 }

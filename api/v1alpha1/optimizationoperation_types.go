@@ -52,14 +52,16 @@ type OptimizationOperationSpec struct {
 
 	// pollInterval caps the time between two polls of this operation. The operator never polls
 	// more often than its --min-poll-interval, whatever this says.
-	// Written as a Go duration, such as 30s, 5m or 1h30m. The pattern is Go's syntax, not
-	// the apiserver's looser "duration" format, which accepts values (1d) the operator could
-	// not decode.
+	// Written as a Go duration, such as 30s, 5m or 1h30m, of at most 24h. The pattern is Go's
+	// syntax, not the apiserver's looser "duration" format, which accepts values (1d) the
+	// operator could not decode. The rule checks the pattern before it parses, so it never
+	// fails to evaluate (numbers of at most five digits cannot overflow a Go duration): a
+	// rule that fails to evaluate would refuse every later write of an object stored before it.
 	// +optional
-	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
+	// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(\.[0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('24h')",message="pollInterval must be more than 0s and at most 24h"
+	PollInterval *Duration `json:"pollInterval,omitempty"`
 }
 
 // SecretKeySelector selects a key of a Secret in the same namespace.
@@ -84,6 +86,8 @@ type SecretKeySelector struct {
 type OperationError struct {
 	// code is the numeric google.rpc.Code (1 CANCELLED, 3 INVALID_ARGUMENT, 5 NOT_FOUND ...),
 	// never an HTTP status.
+	// +kubebuilder:validation:Minimum=-2147483648
+	// +kubebuilder:validation:Maximum=2147483647
 	Code int32 `json:"code"`
 	// status is the name of the code, such as CANCELLED.
 	// +optional
@@ -102,9 +106,13 @@ type OperationResult struct {
 	Type string `json:"type"`
 	// routes is the number of routes in an OptimizeToursResponse.
 	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	Routes *int32 `json:"routes,omitempty"`
 	// skippedShipments is the number of skipped shipments in an OptimizeToursResponse.
 	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	SkippedShipments *int32 `json:"skippedShipments,omitempty"`
 	// totalCost is metrics.totalCost of an OptimizeToursResponse, as a decimal string.
 	// +optional
@@ -127,17 +135,23 @@ const (
 	// CancelNotFound: the server answered NOT_FOUND to the cancel while the operation could
 	// still be read; the operator keeps tracking it.
 	CancelNotFound CancelOutcome = "NotFound"
-	// CancelAlreadyDone: the operation was seen finished before the server answered a cancel
-	// (usually before one was sent); nothing more is sent.
+	// CancelAlreadyDone: the operation was seen finished before an answer to a cancel was
+	// recorded; nothing more is sent. The message says whether a cancel was sent: none was when
+	// requestedAt is absent; one may have been (its answer lost to a restart) when it is set.
 	CancelAlreadyDone CancelOutcome = "AlreadyDone"
 )
 
 // CancelStatus records a cancel request. A cancel is sent until an outcome is recorded, so the
 // request survives operator restarts.
 type CancelStatus struct {
-	// requestedAt is when the operator first acted on spec.cancel.
+	// requestedAt is when the operator first acted on spec.cancel. It is recorded before the
+	// first cancel is sent, so a record without it means no cancel was ever sent.
 	// +optional
 	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
+	// answeredAt is when the server answered the cancel (the time of outcome Accepted,
+	// Unsupported or NotFound).
+	// +optional
+	AnsweredAt *metav1.Time `json:"answeredAt,omitempty"`
 	// outcome is the server's answer to the cancel; empty until one was received.
 	// +optional
 	Outcome CancelOutcome `json:"outcome,omitempty"`
@@ -175,6 +189,9 @@ const (
 	ReasonRequestRejected        = "RequestRejected"
 	ReasonRemoteUnavailable      = "RemoteUnavailable"
 	ReasonPending                = "Pending"
+	// ReasonInvalidSpec: the spec holds a value the operator cannot use (one stored before the
+	// API validated it); nothing is sent until it is fixed.
+	ReasonInvalidSpec = "InvalidSpec"
 )
 
 // OptimizationOperationStatus is what the operator last observed of the remote operation.

@@ -27,8 +27,10 @@ type PollInput struct {
 	Now time.Time
 	// Started is when the operation was first observed (or the resource created).
 	Started time.Time
-	// CancelRequestedAt is set while a cancel is pending: polls then follow the cancel closely.
-	CancelRequestedAt *time.Time
+	// CancelAcceptedAt is when the server accepted a cancel of the still running operation:
+	// polls then follow the answer closely (not the first attempt, which failed attempts may
+	// have put long before it).
+	CancelAcceptedAt *time.Time
 	// SpecCap is spec.pollInterval, if set.
 	SpecCap time.Duration
 	// Failure is the last call's failure (nil when it succeeded), and Failures how many calls in
@@ -68,9 +70,9 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 		// A server that says when to come back (RetryInfo on UNAVAILABLE) is believed.
 		d = capped(backoff(c.Min, in.Failures), ceiling)
 		return max(clamp(jitter(d, in.Jitter), c.Min, ceiling), in.Failure.RetryAfter)
-	case in.CancelRequestedAt != nil:
-		// Follow a cancel closely: about 1 s, 2 s, 4 s ... after it was sent.
-		d = capped(max(in.Now.Sub(*in.CancelRequestedAt), c.Min), ceiling)
+	case in.CancelAcceptedAt != nil:
+		// Follow a cancel closely: about 1 s, 2 s, 4 s ... after it was accepted.
+		d = capped(max(in.Now.Sub(*in.CancelAcceptedAt), c.Min), ceiling)
 	default:
 		age := max(in.Now.Sub(in.Started), 0)
 		d = capped(max(time.Duration(float64(age)*c.AgeFactor), c.Min), ceiling)

@@ -66,16 +66,16 @@ func TestNextPollExact(t *testing.T) {
 		{"spec cap below custom Min", custom, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.SpecCap = 2 * time.Second }), 5 * time.Second},
 
 		// Following a cancel: about 1s, 2s, 4s ... after it was sent.
-		{"cancel just sent", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(0) }), time.Second},
-		{"cancel 1s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(time.Second) }), time.Second},
-		{"cancel 2s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(2 * time.Second) }), 2 * time.Second},
-		{"cancel 4s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(4 * time.Second) }), 4 * time.Second},
-		{"cancel 8s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(8 * time.Second) }), 8 * time.Second},
-		{"cancel 1h ago: capped", def, with(in(2*time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(time.Hour) }), 5 * time.Minute},
+		{"cancel just sent", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(0) }), time.Second},
+		{"cancel 1s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(time.Second) }), time.Second},
+		{"cancel 2s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(2 * time.Second) }), 2 * time.Second},
+		{"cancel 4s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(4 * time.Second) }), 4 * time.Second},
+		{"cancel 8s ago", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(8 * time.Second) }), 8 * time.Second},
+		{"cancel 1h ago: capped", def, with(in(2*time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(time.Hour) }), 5 * time.Minute},
 		{"cancel 1m ago, spec cap 10s", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) {
-			p.CancelRequestedAt, p.SpecCap = ago(time.Minute), 10*time.Second
+			p.CancelAcceptedAt, p.SpecCap = ago(time.Minute), 10*time.Second
 		}), 10 * time.Second},
-		{"cancel in the future", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelRequestedAt = ago(-time.Minute) }), time.Second},
+		{"cancel in the future", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.CancelAcceptedAt = ago(-time.Minute) }), time.Second},
 
 		// Transient failures double from Min, capped at the ceiling.
 		{"transient, 0 failures counted", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.Failure = failure(policy.Transient, 0) }), time.Second},
@@ -90,7 +90,7 @@ func TestNextPollExact(t *testing.T) {
 		}), 20 * time.Second},
 		{"transient x2, custom", custom, with(in(time.Hour, 0.5), func(p *policy.PollInput) { p.Failure, p.Failures = failure(policy.Transient, 0), 2 }), 10 * time.Second},
 		{"transient while cancelling: failure wins", def, with(in(time.Hour, 0.5), func(p *policy.PollInput) {
-			p.Failure, p.Failures, p.CancelRequestedAt = failure(policy.Transient, 0), 3, ago(time.Minute)
+			p.Failure, p.Failures, p.CancelAcceptedAt = failure(policy.Transient, 0), 3, ago(time.Minute)
 		}), 4 * time.Second},
 
 		// RESOURCE_EXHAUSTED: exactly RetryInfo when sent, else 30 s doubling.
@@ -157,7 +157,7 @@ func TestNextPollJitter(t *testing.T) {
 		{"age 10m", def, in(10*time.Minute, 0), 2 * time.Minute},
 		{"age 1h", def, in(time.Hour, 0), 5 * time.Minute},
 		{"transient x3", def, policy.PollInput{Now: pollStart, Started: pollStart, Failure: failure(policy.Transient, 0), Failures: 3}, 4 * time.Second},
-		{"cancel 8s ago", def, policy.PollInput{Now: pollStart, Started: pollStart.Add(-time.Hour), CancelRequestedAt: ago(8 * time.Second)}, 8 * time.Second},
+		{"cancel 8s ago", def, policy.PollInput{Now: pollStart, Started: pollStart.Add(-time.Hour), CancelAcceptedAt: ago(8 * time.Second)}, 8 * time.Second},
 		{"permanent", def, policy.PollInput{Now: pollStart, Started: pollStart, Failure: failure(policy.Auth, 0), Failures: 1}, 5 * time.Minute},
 		{"spec cap below Min", policy.PollConfig{Min: 3 * time.Second, Max: time.Minute, AgeFactor: 0.2},
 			policy.PollInput{Now: pollStart, Started: pollStart.Add(-time.Hour), SpecCap: time.Second}, 3 * time.Second},
@@ -222,7 +222,7 @@ func pollGrid(yield func(c policy.PollConfig, p policy.PollInput)) {
 							for _, j := range jitters {
 								p := policy.PollInput{Now: pollStart, Started: pollStart.Add(-age), SpecCap: sc, Failure: f, Failures: n, Jitter: j}
 								if cancel != nil {
-									p.CancelRequestedAt = ago(*cancel)
+									p.CancelAcceptedAt = ago(*cancel)
 								}
 								yield(c, p)
 							}
@@ -238,8 +238,8 @@ func ptrTo[T any](v T) *T { return &v }
 
 func describe(c policy.PollConfig, p policy.PollInput) string {
 	s := fmt.Sprintf("config %+v age %v cap %v jitter %v", c, p.Now.Sub(p.Started), p.SpecCap, p.Jitter)
-	if p.CancelRequestedAt != nil {
-		s += fmt.Sprintf(" cancel %v ago", p.Now.Sub(*p.CancelRequestedAt))
+	if p.CancelAcceptedAt != nil {
+		s += fmt.Sprintf(" cancel %v ago", p.Now.Sub(*p.CancelAcceptedAt))
 	}
 	if p.Failure != nil {
 		s += fmt.Sprintf(" failure %v x%d", p.Failure.Kind, p.Failures)

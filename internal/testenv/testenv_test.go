@@ -186,7 +186,7 @@ func TestCRDEstablished(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	op := newOp(t, validName)
-	op.Spec.PollInterval = &metav1.Duration{Duration: 45 * time.Second}
+	op.Spec.PollInterval = opsv1alpha1.DurationOf(45 * time.Second)
 	op.Spec.CredentialsSecretRef = &opsv1alpha1.SecretKeySelector{Name: "sa-key"}
 	create(t, op)
 
@@ -194,7 +194,7 @@ func TestRoundTrip(t *testing.T) {
 	if got.Spec.OperationName != validName {
 		t.Errorf("operationName %q, want %q", got.Spec.OperationName, validName)
 	}
-	if got.Spec.PollInterval == nil || got.Spec.PollInterval.Duration != 45*time.Second {
+	if got.Spec.PollInterval == nil || *got.Spec.PollInterval != "45s" {
 		t.Errorf("pollInterval %v, want 45s", got.Spec.PollInterval)
 	}
 	// Defaults from the CRD schema.
