@@ -6,6 +6,8 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -295,6 +297,32 @@ func TestSecretMustOptInAsCredentials(t *testing.T) {
 
 	h.putCredentials("tls-cert", key)
 	h.waitState("a", opsv1.ReasonRunning)
+}
+
+func TestKeyNamingAnotherTokenEndpointIsRefused(t *testing.T) {
+	// A tenant's key whose token_uri points at a host of the tenant's choosing: the operator
+	// must not post a signed assertion there, and must not copy that host's answer into status.
+	var hits atomic.Int64
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		http.Error(w, "secret-from-the-internal-network", http.StatusForbidden)
+	}))
+	t.Cleanup(evil.Close)
+	h := newHarness(t, withAuth())
+	key, err := emulator.NewServiceAccountKey(evil.URL, goodAccount)
+	must(t, err)
+	h.putCredentials("sa", key)
+	h.apply("a", h.createOperation(emulator.CreateOperationRequest{Duration: longSolve}), secretRef("sa"))
+	o := h.waitReady("a", opsv1.ReasonAuthFailed)
+	expect(t, o, "Unknown/Pending", "False/AuthFailed", "True/AuthFailed", status.FailedStatus)
+	msg := findCond(o, opsv1.ConditionReady)
+	if !strings.Contains(msg, "token_uri") || strings.Contains(msg, "secret-from") {
+		t.Errorf("Ready message = %q, want it to name token_uri and nothing the host said", msg)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the key's token endpoint was called %d times", n)
+	}
+	h.expectCalls(getPath, 0, 0)
 }
 
 func TestEmptyKeyIsCalledEmpty(t *testing.T) {
