@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,6 +82,8 @@ type OptimizationOperationReconciler struct {
 	Rand func() float64
 
 	tracker *tracker
+	// saturated is whether the budget could not keep --max-poll-interval when last asked.
+	saturated atomic.Bool
 }
 
 // +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations,verbs=get;list;watch;patch

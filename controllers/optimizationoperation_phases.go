@@ -450,7 +450,25 @@ func (r *OptimizationOperationReconciler) pollInput(obj *opsv1.OptimizationOpera
 	}
 	in.SpecCap, _ = pollIntervalOf(obj)
 	in.CancelAcceptedAt = acceptedAt(obj)
+	in.FairShare = r.fairShare()
 	return in
+}
+
+// fairShare is how often the shared budget can read each tracked operation. Crossing
+// --max-poll-interval either way is logged: past it, reads come later than configured.
+func (r *OptimizationOperationReconciler) fairShare() time.Duration {
+	d := time.Duration(float64(r.tracker.size()) / r.Budget.Rate() * float64(time.Second))
+	metrics.PollFairShare.Set(d.Seconds())
+	if saturated := policy.Saturated(r.Options.Poll, d); r.saturated.Swap(saturated) != saturated {
+		log := logf.Log.WithName("budget")
+		if saturated {
+			log.Info("The API budget cannot read every operation within --max-poll-interval: each is read about every fairShare; raise --api-qps (within the project's quota) or shard the operator",
+				"fairShare", d.String(), "maxPollInterval", r.Options.Poll.Max.String(), "tracked", r.tracker.size(), "apiQPS", r.Budget.Rate())
+		} else {
+			log.Info("The API budget again reads every operation within --max-poll-interval", "fairShare", d.String())
+		}
+	}
+	return d
 }
 
 // requeue waits for the resource's next due time.

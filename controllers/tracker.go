@@ -103,6 +103,13 @@ func (t *tracker) get(key string, uid types.UID) *pollState {
 	return s
 }
 
+// size is how many resources are tracked.
+func (t *tracker) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
 func (t *tracker) forget(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

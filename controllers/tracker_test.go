@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/budget"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
@@ -53,7 +54,7 @@ func TestConfirmingReadsFollowTheAnswer(t *testing.T) {
 			RequestedAt: &requested, AnsweredAt: &answered, Outcome: opsv1.CancelAccepted}},
 	}
 	obj.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour))
-	r := &OptimizationOperationReconciler{Options: DefaultOptions, Rand: func() float64 { return 0.5 }}
+	r := &OptimizationOperationReconciler{Options: DefaultOptions, Rand: func() float64 { return 0.5 }, tracker: newTracker(), Budget: budget.New(5, 10)}
 	if d := policy.NextPoll(r.Options.Poll, r.pollInput(obj, &pollState{}, now)); d > 2*time.Second {
 		t.Errorf("next read %s after the accepted answer, want about a second", d)
 	}

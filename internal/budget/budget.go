@@ -15,7 +15,9 @@ import (
 )
 
 // Priority orders callers. Cancels jump the queue: polls leave a reserve of tokens that only
-// urgent calls may spend, so a cancel is sent at once even while thousands of polls wait.
+// urgent calls may spend, no poll is granted while an urgent caller waits, and urgent callers
+// wait only for each other, so a cancel is sent at once, or after the other cancels, even
+// while thousands of polls wait.
 type Priority int
 
 const (
@@ -41,9 +43,13 @@ type Budget struct {
 	// pausedUntil holds polls back after RESOURCE_EXHAUSTED: quota is per project, so one
 	// resource's 429 means every poll would get one too.
 	pausedUntil time.Time
-	// waiting are the keys denied and not yet granted; denied callers are spread over the time
-	// the budget needs to serve all of them, so they do not come back in one herd.
+	// waiting are the poll keys denied and not yet granted; denied callers are spread over the
+	// time the budget needs to serve all of them, so they do not come back in one herd.
 	waiting map[string]struct{}
+	// urgent are the urgent keys denied and not yet granted, with when each should be back.
+	// Polls wait while any of them does; one that does not come back (its resource went
+	// away without Forget) stops counting once it is well overdue, so it cannot hold polls.
+	urgent map[string]time.Time
 	// lastChange is when the rate last moved; it rises again only slowly.
 	lastChange time.Time
 	now        func() time.Time
@@ -60,6 +66,7 @@ func New(qps float64, burst int) *Budget {
 		// would starve polls.
 		reserve: min(float64(burst)/4, 5, float64(burst)-1),
 		waiting: map[string]struct{}{},
+		urgent:  map[string]time.Time{},
 		now:     time.Now,
 		rand:    rand.Float64,
 	}
@@ -75,23 +82,58 @@ func (b *Budget) Take(key string, p Priority) (wait time.Duration, ok bool) {
 	need := 1.0
 	if p == Poll {
 		if now.Before(b.pausedUntil) {
-			return b.deny(key, b.pausedUntil.Sub(now)), false
+			return b.deny(key, p, b.pausedUntil.Sub(now)), false
+		}
+		if n := b.urgentWaiting(now); n > 0 {
+			// Urgent callers first: they are served at the budget's rate, then polls.
+			return b.deny(key, p, b.rateTime(float64(n))), false
 		}
 		need += b.reserve
 	}
 	if tokens := b.lim.TokensAt(now); tokens < need {
-		deficit := need - tokens
-		return b.deny(key, time.Duration(deficit/float64(b.lim.Limit())*float64(time.Second))), false
+		return b.deny(key, p, b.rateTime(need-tokens)), false
 	}
 	b.lim.AllowN(now, 1)
 	delete(b.waiting, key)
+	delete(b.urgent, key)
 	return 0, true
 }
 
-func (b *Budget) deny(key string, d time.Duration) time.Duration {
-	b.waiting[key] = struct{}{}
-	spread := float64(len(b.waiting)) / float64(b.lim.Limit()) * float64(time.Second)
-	return d + time.Duration(b.rand()*spread) + 10*time.Millisecond
+// rateTime is how long the budget's current rate takes for n calls.
+func (b *Budget) rateTime(n float64) time.Duration {
+	return time.Duration(n / float64(b.lim.Limit()) * float64(time.Second))
+}
+
+// deny records key as waiting and says when to come back: after d, spread over the time the
+// budget needs for the callers that go before or with this one (for an urgent caller, the
+// other urgent ones only).
+func (b *Budget) deny(key string, p Priority, d time.Duration) time.Duration {
+	ahead := len(b.urgent)
+	if p == Urgent {
+		delete(b.waiting, key)
+	} else {
+		delete(b.urgent, key)
+		b.waiting[key] = struct{}{}
+		ahead += len(b.waiting)
+	}
+	wait := d + time.Duration(b.rand()*float64(b.rateTime(float64(ahead)))) + 10*time.Millisecond
+	if p == Urgent {
+		b.urgent[key] = b.now().Add(wait)
+	}
+	return wait
+}
+
+// overdueGrace is how long after its time an urgent caller still holds polls back.
+const overdueGrace = 5 * time.Second
+
+// urgentWaiting counts the urgent callers still expected back, and drops those long overdue.
+func (b *Budget) urgentWaiting(now time.Time) int {
+	for key, back := range b.urgent {
+		if now.Sub(back) > overdueGrace {
+			delete(b.urgent, key)
+		}
+	}
+	return len(b.urgent)
 }
 
 // Forget drops key from the waiting set, when its resource is deleted or finished.
@@ -99,6 +141,7 @@ func (b *Budget) Forget(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.waiting, key)
+	delete(b.urgent, key)
 }
 
 // Throttle reacts to RESOURCE_EXHAUSTED: polls pause for d and the rate halves (down to a
@@ -140,5 +183,5 @@ func (b *Budget) Rate() float64 {
 func (b *Budget) Waiting() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.waiting)
+	return len(b.waiting) + len(b.urgent)
 }

@@ -43,6 +43,12 @@ var (
 		Buckets: []float64{0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300},
 	})
 
+	// PollFairShare is how often the budget can read each tracked operation.
+	PollFairShare = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "routeopt_poll_fair_share_seconds",
+		Help: "Tracked operations divided by the API budget's rate: the shortest interval at which every running operation can be read. Above --max-poll-interval the budget is saturated and reads come this far apart.",
+	})
+
 	// BudgetDeferred counts calls that the shared budget postponed.
 	BudgetDeferred = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routeopt_api_budget_deferred_total",
@@ -118,7 +124,7 @@ func State(o *opsv1.OptimizationOperation) string {
 // client; budget feeds the budget gauges.
 func Register(reader client.Reader, budget BudgetView) {
 	crmetrics.Registry.MustRegister(
-		RemoteRequests, RemoteDuration, CancelLatency, PollLag, BudgetDeferred,
+		RemoteRequests, RemoteDuration, CancelLatency, PollLag, PollFairShare, BudgetDeferred,
 		&stateCollector{reader: reader, desc: prometheus.NewDesc(
 			"routeopt_operations", "OptimizationOperations by state (the Succeeded condition's reason).",
 			[]string{"state"}, nil)},

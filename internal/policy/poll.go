@@ -40,7 +40,16 @@ type PollInput struct {
 	// Jitter is a number in [0,1) from the caller's random source; it spreads polls of many
 	// resources created together by up to ±10%.
 	Jitter float64
+	// FairShare is how often the shared call budget can read each tracked operation (tracked
+	// operations / calls a second). A running operation is not read more often: a young
+	// operation's fast early reads would otherwise take the calls that operations never read
+	// yet, and cancels, are waiting for.
+	FairShare time.Duration
 }
+
+// Saturated reports whether the budget cannot read every operation within the configured
+// longest interval: polls then come every FairShare, later than --max-poll-interval says.
+func Saturated(c PollConfig, fairShare time.Duration) bool { return fairShare > c.Max }
 
 // NextPoll says how long to wait before reading the operation again.
 func NextPoll(c PollConfig, in PollInput) time.Duration {
@@ -76,6 +85,11 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 	default:
 		age := max(in.Now.Sub(in.Started), 0)
 		d = capped(max(time.Duration(float64(age)*c.AgeFactor), c.Min), ceiling)
+		if in.FairShare > d {
+			// No ceiling here: past it the budget cannot keep --max-poll-interval anyway,
+			// and asking sooner only makes the reads compete.
+			return jitter(in.FairShare, in.Jitter)
+		}
 	}
 	return clamp(jitter(d, in.Jitter), c.Min, ceiling)
 }

@@ -325,3 +325,30 @@ func TestNextPollThirtyMinuteSolve(t *testing.T) {
 		})
 	}
 }
+
+func TestNextPollKeepsTheFairShare(t *testing.T) {
+	// 1,000 operations share 5 calls a second: each can be read every 200 s. A young
+	// operation is not read every second meanwhile; past --max-poll-interval the fair share
+	// wins (and the operator reports saturation); cancels and failures keep their own pace.
+	def := policy.DefaultPollConfig
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	accepted := now.Add(-time.Second)
+	tests := []struct {
+		name string
+		in   policy.PollInput
+		want time.Duration
+	}{
+		{"young, room in the budget", policy.PollInput{Now: now, Started: now.Add(-10 * time.Second), Jitter: 0.5, FairShare: 200 * time.Millisecond}, 2 * time.Second},
+		{"young, 1,000 at 5/s", policy.PollInput{Now: now, Started: now.Add(-10 * time.Second), Jitter: 0.5, FairShare: 200 * time.Second}, 200 * time.Second},
+		{"10,000 at 5/s: past the ceiling", policy.PollInput{Now: now, Started: now.Add(-time.Hour), Jitter: 0.5, FairShare: 2000 * time.Second}, 2000 * time.Second},
+		{"cancel accepted: followed closely", policy.PollInput{Now: now, Started: now.Add(-time.Hour), Jitter: 0.5, FairShare: 2000 * time.Second, CancelAcceptedAt: &accepted}, time.Second},
+	}
+	for _, tc := range tests {
+		if got := policy.NextPoll(def, tc.in); got != tc.want {
+			t.Errorf("%s: NextPoll = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if !policy.Saturated(def, 2000*time.Second) || policy.Saturated(def, 200*time.Second) {
+		t.Error("Saturated: want true past --max-poll-interval only")
+	}
+}
