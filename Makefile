@@ -87,6 +87,13 @@ BENCHTIME ?= 1s
 bench: envtest-assets ## Run the benchmarks: emulator GET throughput with 10,000 operations; cancel patch to Cancelled status.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) test ./internal/emulator/ ./controllers/ -run='^$$' -bench=. -benchtime=$(BENCHTIME)
 
+## Arguments for `make bench-scale`, e.g. BENCH_SCALE_ARGS='-n 10000 -manager-args=--api-qps=50' (-help lists them).
+BENCH_SCALE_ARGS ?=
+
+.PHONY: bench-scale
+bench-scale: envtest-assets ## Scale benchmark (not part of test or CI): manager binary, real apiserver, emulator; N=1000 at the default budget takes about 5 min on 2 cores (docs/performance.md).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS_DIR)" $(GO) run ./hack/bench-scale $(BENCH_SCALE_ARGS)
+
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for tests into bin/k8s/ (skipped when present) and print the directory.
 	@hack/envtest-assets.sh

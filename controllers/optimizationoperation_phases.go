@@ -454,10 +454,16 @@ func (r *OptimizationOperationReconciler) pollInput(obj *opsv1.OptimizationOpera
 	return in
 }
 
-// fairShare is how often the shared budget can read each tracked operation. Crossing
-// --max-poll-interval either way is logged: past it, reads come later than configured.
+// pollShare is the part of the call budget that routine polls may plan to use; the rest stays
+// free for what cannot wait for a poll's turn: cancels, the reads that confirm them, and the
+// first reads of new resources.
+const pollShare = 0.8
+
+// fairShare is how often the shared budget can read each tracked operation with pollShare of
+// its rate. Crossing --max-poll-interval either way is logged: past it, reads come later
+// than configured.
 func (r *OptimizationOperationReconciler) fairShare() time.Duration {
-	d := time.Duration(float64(r.tracker.size()) / r.Budget.Rate() * float64(time.Second))
+	d := time.Duration(float64(r.tracker.size()) / (pollShare * r.Budget.Rate()) * float64(time.Second))
 	metrics.PollFairShare.Set(d.Seconds())
 	if saturated := policy.Saturated(r.Options.Poll, d); r.saturated.Swap(saturated) != saturated {
 		log := logf.Log.WithName("budget")

@@ -46,7 +46,7 @@ var (
 	// PollFairShare is how often the budget can read each tracked operation.
 	PollFairShare = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "routeopt_poll_fair_share_seconds",
-		Help: "Tracked operations divided by the API budget's rate: the shortest interval at which every running operation can be read. Above --max-poll-interval the budget is saturated and reads come this far apart.",
+		Help: "Tracked operations divided by 80 % of the API budget's rate: the shortest interval at which every running operation can be read. Above --max-poll-interval the budget is saturated and reads come this far apart.",
 	})
 
 	// BudgetDeferred counts calls that the shared budget postponed.
