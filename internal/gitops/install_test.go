@@ -2,12 +2,10 @@ package gitops_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -80,25 +78,8 @@ func controlPlane(t *testing.T) string {
 	return kubeconfig
 }
 
-// kubectl runs the real kubectl in the repository root; with a control plane when kc is set.
-func kubectl(t *testing.T, kc string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	path, lerr := exec.LookPath("kubectl")
-	if lerr != nil {
-		t.Fatalf("kubectl is needed for this test: %v", lerr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if kc != "" {
-		args = append([]string{"--kubeconfig", kc}, args...)
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = testenv.RepoRoot()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	return out.String(), errb.String(), err
-}
+// kubectl runs the real kubectl; with a control plane when kc is set.
+var kubectl = testenv.Kubectl
 
 func mustKubectl(t *testing.T, kc string, args ...string) string {
 	t.Helper()

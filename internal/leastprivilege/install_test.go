@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -27,26 +26,8 @@ import (
 	"github.com/routeopt/routeopt-operator/internal/testenv"
 )
 
-// kubectl runs the real kubectl in the repository root against the test control plane (kc
-// empty: without one, for kustomize).
-func kubectl(t *testing.T, kc string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	path, lerr := exec.LookPath("kubectl")
-	if lerr != nil {
-		t.Fatalf("kubectl is needed for this test: %v", lerr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if kc != "" {
-		args = append([]string{"--kubeconfig", kc}, args...)
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = testenv.RepoRoot()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	return out.String(), errb.String(), err
-}
+// kubectl runs the real kubectl; with a control plane when kc is set.
+var kubectl = testenv.Kubectl
 
 func mustKubectl(t *testing.T, kc string, args ...string) string {
 	t.Helper()
