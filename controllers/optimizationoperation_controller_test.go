@@ -167,9 +167,12 @@ func TestCancelIgnoredCompletesDespiteCancel(t *testing.T) {
 	h := newHarness(t, withEmulator(func(o *emulator.Options) { o.CancelMode = emulator.CancelIgnored }))
 	op := h.startRunning("c")
 	h.cancel("c")
-	o := h.waitState("c", opsv1.ReasonCancelling)
-	if c := o.Status.Cancel; c == nil || c.Outcome != opsv1.CancelAccepted {
-		t.Errorf("cancel = %+v", c)
+	// Cancelling shows from the moment the request is stored, before the answer.
+	o := h.waitFor("c", "Cancelling, answered", func(o *opsv1.OptimizationOperation) bool {
+		return condition(o, opsv1.ConditionSucceeded) == "Unknown/Cancelling" && o.Status.Cancel != nil && o.Status.Cancel.Outcome != ""
+	})
+	if c := o.Status.Cancel; c.Outcome != opsv1.CancelAccepted || c.AnsweredAt == nil {
+		t.Errorf("cancel = %+v, want Accepted with the time of the answer", c)
 	}
 	must(t, h.admin.Finish(h.ctx, op))
 	o = h.waitState("c", opsv1.ReasonCompletedDespiteCancel)
