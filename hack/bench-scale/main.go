@@ -688,6 +688,7 @@ func (b *bench) cancelTargets() []string {
 type phaseResult struct {
 	names     []string
 	latencies []time.Duration // of those seen Cancelled within the bound
+	sent      []time.Duration // from the patch to the CancelOperation call at the emulator
 	late      int             // not Cancelled within the bound
 	patchErrs int
 }
@@ -750,7 +751,8 @@ func (b *bench) cancelPhase(ctx context.Context, phase string, names []string, e
 					res.late++
 				}
 			}
-			b.logf("%s: %d of %d Cancelled (%s)", phase, len(res.latencies), len(names), latencies(res.latencies))
+			res.sent = b.sentLatencies(ctx, sent)
+			b.logf("%s: %d of %d Cancelled (%s); cancel sent %s", phase, len(res.latencies), len(names), latencies(res.latencies), latencies(res.sent))
 			return res, nil
 		}
 		select {
@@ -759,6 +761,32 @@ func (b *bench) cancelPhase(ctx context.Context, phase string, names []string, e
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// sentLatencies is, for each patched resource, the time from its patch to the first
+// CancelOperation call for its operation at the emulator (same process, same clock): the
+// part of the cancel latency before the cancel left the operator.
+func (b *bench) sentLatencies(ctx context.Context, patched map[string]time.Time) []time.Duration {
+	ops, err := b.admin.ListOperations(ctx)
+	if err != nil {
+		b.logf("list operations: %v", err)
+		return nil
+	}
+	firstCancel := make(map[string]time.Time, len(ops))
+	for _, op := range ops {
+		if op.FirstCancelTime != nil {
+			firstCancel[op.Name] = *op.FirstCancelTime
+		}
+	}
+	var out []time.Duration
+	for name, at := range patched {
+		if i := opIndex(name); i >= 0 && i < len(b.ops) {
+			if c, ok := firstCancel[b.ops[i]]; ok {
+				out = append(out, c.Sub(at))
+			}
+		}
+	}
+	return out
 }
 
 // memSample is the manager's memory at one moment.

@@ -186,7 +186,7 @@ func within(n, limit float64) string {
 
 func (b *bench) printPhase(w io.Writer, title string, p phaseResult) {
 	fmt.Fprintf(w, "%-32s %s", title+":", latencies(p.latencies))
-	fmt.Fprintf(w, "; not Cancelled within %s: %d", b.o.cancelBound, p.late)
+	fmt.Fprintf(w, "; not Cancelled within %s: %d; cancel sent (patch -> CancelOperation) %s", b.o.cancelBound, p.late, latencies(p.sent))
 	if p.patchErrs > 0 {
 		fmt.Fprintf(w, "; failed patches: %d", p.patchErrs)
 	}
