@@ -2,9 +2,7 @@ package gitops_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,8 +15,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -106,26 +102,6 @@ func warnings(stderr string, allowed ...string) []string {
 	return w
 }
 
-// splitDocs decodes a multi-document YAML stream into objects.
-func splitDocs(t *testing.T, data []byte) []*unstructured.Unstructured {
-	t.Helper()
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("decode manifests: %v", err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
-	return objs
-}
-
 func render(t *testing.T, dir string) []byte {
 	t.Helper()
 	return []byte(mustKubectlQuiet(t, "", "kustomize", dir))
@@ -144,7 +120,7 @@ func mustKubectlQuiet(t *testing.T, kc string, args ...string) string {
 // (so it carries their Pod Security labels): server-side dry runs need it to exist.
 func ensureInstallNamespace(t *testing.T, kc string) {
 	t.Helper()
-	for _, o := range splitDocs(t, render(t, "config/default")) {
+	for _, o := range testenv.DecodeManifests(t, render(t, "config/default")) {
 		if o.GetKind() != "Namespace" {
 			continue
 		}
@@ -409,7 +385,7 @@ func TestSamples(t *testing.T) {
 			continue
 		}
 		n++
-		for _, o := range splitDocs(t, mustRead(t, f)) {
+		for _, o := range testenv.DecodeManifests(t, mustRead(t, f)) {
 			if o.GetKind() == "OptimizationOperation" && !strings.Contains(out, "optimizationoperation.ops.routeopt.dev/"+o.GetName()) {
 				t.Errorf("config/samples/kustomization.yaml does not include %s", filepath.Base(f))
 			}
@@ -424,7 +400,7 @@ func TestSamples(t *testing.T) {
 
 	wi := render(t, "config/samples/workload-identity")
 	found := false
-	for _, o := range splitDocs(t, wi) {
+	for _, o := range testenv.DecodeManifests(t, wi) {
 		if o.GetKind() == "ServiceAccount" && o.GetName() == "routeopt-controller-manager" {
 			found = strings.HasSuffix(o.GetAnnotations()["iam.gke.io/gcp-service-account"], ".iam.gserviceaccount.com")
 		}
@@ -450,7 +426,7 @@ func mustRead(t *testing.T, path string) []byte {
 
 func renderedDeployment(t *testing.T) *appsv1.Deployment {
 	t.Helper()
-	for _, o := range splitDocs(t, render(t, "config/default")) {
+	for _, o := range testenv.DecodeManifests(t, render(t, "config/default")) {
 		if o.GetKind() != "Deployment" {
 			continue
 		}

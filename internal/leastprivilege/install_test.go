@@ -3,9 +3,7 @@ package leastprivilege_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/routeopt/routeopt-operator/internal/testenv"
 )
@@ -106,25 +103,6 @@ func installDefault(t *testing.T, c *cluster) *installation {
 	return parseInstallation(t, data)
 }
 
-func decodeDocs(t *testing.T, data []byte) []*unstructured.Unstructured {
-	t.Helper()
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("decode manifests: %v", err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
-	return objs
-}
-
 func fromUnstructured(t *testing.T, u *unstructured.Unstructured, into any) {
 	t.Helper()
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, into, true); err != nil {
@@ -162,7 +140,7 @@ type installation struct {
 
 func parseInstallation(t *testing.T, data []byte) *installation {
 	t.Helper()
-	inst := &installation{objs: decodeDocs(t, data)}
+	inst := &installation{objs: testenv.DecodeManifests(t, data)}
 	roles := map[roleID][]rbacv1.PolicyRule{}
 	aggregated := map[roleID]bool{} // their rules are filled in by the API server
 	for _, o := range inst.objs {
