@@ -6,17 +6,18 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -28,6 +29,8 @@ import (
 	"github.com/routeopt/routeopt-operator/internal/budget"
 	"github.com/routeopt/routeopt-operator/internal/metrics"
 	"github.com/routeopt/routeopt-operator/internal/remote"
+	"github.com/routeopt/routeopt-operator/internal/shard"
+	"github.com/routeopt/routeopt-operator/internal/slimcache"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -45,12 +48,14 @@ func init() {
 
 type config struct {
 	metricsAddr      string
+	pprofAddr        string
 	probeAddr        string
 	secureMetrics    bool
 	enableHTTP2      bool
 	leaderElect      bool
 	leaderElectionNS string
 	watchNamespaces  string
+	shards           shard.Flags
 	endpoint         string
 	quotaProject     string
 	trustedTokenURIs string
@@ -69,6 +74,12 @@ func parseFlags() (config, zap.Options) {
 		"Enable leader election for controller manager. Enabling this will ensure there is only one active controller manager.")
 	flag.StringVar(&c.leaderElectionNS, "leader-election-namespace", "",
 		"Namespace of the leader election lease (default: the namespace the manager runs in).")
+	flag.StringVar(&c.shards.LeaderElectionID, "leader-election-id", shard.DefaultLeaderElectionID,
+		"Name of the leader election Lease. Unless given, a manager with --watch-label-selector uses this name plus a hash of the selector, so that two shards never share a Lease.")
+	flag.StringVar(&c.shards.WatchLabelSelector, "watch-label-selector", "",
+		"Track only the OptimizationOperations this label selector selects: "+shard.Label+"=NAME for a shard, '!"+shard.Label+"' for the default manager of a sharded installation. Empty tracks all.")
+	flag.StringVar(&c.shards.KnownShards, "known-shards", "",
+		"Comma-separated names of the shards that run (values of "+shard.Label+"). When given, the leader counts every minute the OptimizationOperations labelled with any other shard, which no manager tracks (routeopt_unselected_operations).")
 	flag.BoolVar(&c.secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS, with authentication and authorization. Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&c.enableHTTP2, "enable-http2", false,
@@ -96,13 +107,24 @@ func parseFlags() (config, zap.Options) {
 	flag.DurationVar(&c.opts.CredentialsRecheck, "credentials-recheck-interval", c.opts.CredentialsRecheck,
 		"How often a resource whose credentials were refused re-reads its Secret to notice a fix.")
 	flag.IntVar(&c.opts.MaxConcurrentReconciles, "max-concurrent-reconciles", c.opts.MaxConcurrentReconciles,
-		"Number of resources reconciled in parallel.")
+		"Number of resources reconciled in parallel; 0 sizes it from the budget: --api-qps x --request-timeout, "+
+			"so that calls as slow as the timeout still use the whole budget (at least 4, at most "+fmt.Sprint(controllers.MaxAutoWorkers)+").")
 	flag.BoolVar(&c.opts.CredentialsFromSecrets, "credentials-from-secrets", c.opts.CredentialsFromSecrets,
 		"Allow spec.credentialsSecretRef: keys from Secrets labelled "+controllers.CredentialsLabel+"=true in the resource's namespace. "+
 			"With false the operator reads no Secrets (and needs no access to them): every call uses its own identity.")
+	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0",
+		"The address Go's pprof endpoints bind to, for memory and CPU profiles; 0 (the default) disables them.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "leader-election-id":
+			c.shards.LeaderElectionIDGiven = true
+		case "known-shards":
+			c.shards.KnownShardsGiven = true
+		}
+	})
 	return c, zapOpts
 }
 
@@ -128,6 +150,9 @@ func (c config) validate() error {
 	if err := c.remoteConfig().Validate(); err != nil {
 		return fmt.Errorf("--trusted-token-uris: %w", err)
 	}
+	if _, err := c.shards.Settings(); err != nil {
+		return err
+	}
 	switch {
 	case c.apiQPS <= 0:
 		return fmt.Errorf("--api-qps must be positive, got %v", c.apiQPS)
@@ -137,8 +162,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--min-poll-interval must be positive, got %s", c.opts.Poll.Min)
 	case c.opts.Poll.Max < c.opts.Poll.Min:
 		return fmt.Errorf("--max-poll-interval (%s) must not be below --min-poll-interval (%s)", c.opts.Poll.Max, c.opts.Poll.Min)
-	case c.opts.MaxConcurrentReconciles < 1:
-		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.opts.MaxConcurrentReconciles)
+	case c.opts.MaxConcurrentReconciles < 0:
+		return fmt.Errorf("--max-concurrent-reconciles must not be negative, got %d", c.opts.MaxConcurrentReconciles)
 	// Zero would fail every call (the timeout) or requeue in a hot loop (the recheck).
 	case c.requestTimeout <= 0:
 		return fmt.Errorf("--request-timeout must be positive, got %s", c.requestTimeout)
@@ -151,20 +176,6 @@ func (c config) validate() error {
 		return fmt.Errorf("--remote-unavailable-after must not be negative, got %s", c.opts.RemoteUnavailableAfter)
 	}
 	return nil
-}
-
-// slimForCache drops what the operator never reads from the objects it caches: managed fields
-// and kubectl's last-applied copy of the object are most of a small resource's size, and the
-// cache holds every resource for as long as the operator runs.
-func slimForCache(in any) (any, error) {
-	if obj, ok := in.(metav1.Object); ok {
-		obj.SetManagedFields(nil)
-		if a := obj.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
-			delete(a, corev1.LastAppliedConfigAnnotation)
-			obj.SetAnnotations(a)
-		}
-	}
-	return in, nil
 }
 
 func main() {
@@ -188,7 +199,7 @@ func run(c config) error {
 	if c.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	cacheOpts := cache.Options{DefaultTransform: slimForCache}
+	cacheOpts := cache.Options{DefaultTransform: slimcache.Transform}
 	if c.watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(c.watchNamespaces, ",") {
@@ -197,14 +208,26 @@ func run(c config) error {
 			}
 		}
 	}
+	sharding, err := c.shards.Settings()
+	if err != nil {
+		return err
+	}
+	if sharding.Watch != nil {
+		// Only OptimizationOperations are cached; Secrets are read uncached (APIReader), so the
+		// selector cannot hide one.
+		cacheOpts.ByObject = map[client.Object]cache.ByObject{&opsv1.OptimizationOperation{}: {Label: sharding.Watch}}
+	}
+	setupLog.Info("sharding", "watchLabelSelector", c.shards.WatchLabelSelector, "knownShards", c.shards.KnownShards,
+		"leaderElect", c.leaderElect, "leaderElectionID", sharding.LeaderElectionID)
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		WebhookServer:           webhook.NewServer(webhook.Options{TLSOpts: tlsOpts}),
 		HealthProbeBindAddress:  c.probeAddr,
+		PprofBindAddress:        c.pprofAddr,
 		LeaderElection:          c.leaderElect,
-		LeaderElectionID:        "routeopt-operator.ops.routeopt.dev",
+		LeaderElectionID:        sharding.LeaderElectionID,
 		LeaderElectionNamespace: c.leaderElectionNS,
 		// The process exits right after it stops leading, so it can release the lease at once
 		// and the next leader takes over without waiting for the lease to expire.
@@ -222,6 +245,19 @@ func run(c config) error {
 	factory := remote.NewFactory(base, rc, metrics.ObserveRemote)
 	b := budget.New(c.apiQPS, c.apiBurst)
 	metrics.Register(mgr.GetClient(), b)
+	if sharding.Unselected != nil {
+		if err := mgr.Add(&shard.Checker{
+			Reader: mgr.GetAPIReader(), Selector: sharding.Unselected,
+			Namespaces: slices.Sorted(maps.Keys(cacheOpts.DefaultNamespaces)),
+			Interval:   time.Minute, PageSize: 500, Gauge: metrics.UnselectedOperations,
+		}); err != nil {
+			return fmt.Errorf("set up the unselected-operations check: %w", err)
+		}
+	}
+	c.opts.Selector = sharding.Watch
+	if c.opts.MaxConcurrentReconciles == 0 {
+		c.opts.MaxConcurrentReconciles = controllers.WorkersFor(c.apiQPS, c.requestTimeout)
+	}
 
 	r := &controllers.OptimizationOperationReconciler{
 		Client:    mgr.GetClient(),
@@ -242,7 +278,7 @@ func run(c config) error {
 	}
 
 	setupLog.Info("starting manager", "version", version, "endpoint", factory.Endpoint(),
-		"apiQPS", c.apiQPS, "apiBurst", c.apiBurst, "watchNamespaces", c.watchNamespaces)
+		"apiQPS", c.apiQPS, "apiBurst", c.apiBurst, "workers", c.opts.MaxConcurrentReconciles, "watchNamespaces", c.watchNamespaces)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/routeopt/routeopt-operator/controllers"
 )
 
@@ -25,7 +22,8 @@ func TestValidate(t *testing.T) {
 		{name: "zero burst", mutate: func(c *config) { c.apiBurst = 0 }, wantErr: "--api-burst"},
 		{name: "zero min poll", mutate: func(c *config) { c.opts.Poll.Min = 0 }, wantErr: "--min-poll-interval"},
 		{name: "max below min", mutate: func(c *config) { c.opts.Poll.Max = c.opts.Poll.Min / 2 }, wantErr: "--max-poll-interval"},
-		{name: "no workers", mutate: func(c *config) { c.opts.MaxConcurrentReconciles = 0 }, wantErr: "--max-concurrent-reconciles"},
+		{name: "negative workers", mutate: func(c *config) { c.opts.MaxConcurrentReconciles = -1 }, wantErr: "--max-concurrent-reconciles"},
+		{name: "workers sized from the budget", mutate: func(c *config) { c.opts.MaxConcurrentReconciles = 0 }},
 		{name: "zero request timeout", mutate: func(c *config) { c.requestTimeout = 0 }, wantErr: "--request-timeout"},
 		{name: "negative deletion timeout", mutate: func(c *config) { c.opts.DeletionCancelTimeout = -time.Second }, wantErr: "--deletion-cancel-timeout"},
 		{name: "zero deletion timeout: no retries", mutate: func(c *config) { c.opts.DeletionCancelTimeout = 0 }},
@@ -47,22 +45,5 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("validate() = %v, want an error naming %s", err, tc.wantErr)
 			}
 		})
-	}
-}
-
-func TestSlimForCache(t *testing.T) {
-	obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-		Name:          "a",
-		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"big":"copy"}`, "keep": "me"},
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-	}}
-	if _, err := slimForCache(obj); err != nil {
-		t.Fatal(err)
-	}
-	if obj.ManagedFields != nil {
-		t.Errorf("managed fields kept: %v", obj.ManagedFields)
-	}
-	if _, ok := obj.Annotations[corev1.LastAppliedConfigAnnotation]; ok || obj.Annotations["keep"] != "me" {
-		t.Errorf("annotations = %v, want only the last-applied copy dropped", obj.Annotations)
 	}
 }

@@ -25,6 +25,12 @@ func (r *OptimizationOperationReconciler) recordTransitions(orig, obj *opsv1.Opt
 		if now == nil || (was != nil && was.Reason == now.Reason && was.Status == now.Status) {
 			continue
 		}
+		if was == nil && now.Reason == opsv1.ReasonPending {
+			// Every resource starts Pending: an event for it says nothing, and at 10,000
+			// resources created together it is 10,000 writes and as many events held in the
+			// recorder's memory.
+			continue
+		}
 		if typ == opsv1.ConditionReady {
 			if s := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionSucceeded); s != nil && s.Reason == now.Reason {
 				continue // already told by the Succeeded event

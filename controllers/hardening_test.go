@@ -352,3 +352,21 @@ func secretRef(name string) func(*opsv1.OptimizationOperation) {
 		o.Spec.CredentialsSecretRef = &opsv1.SecretKeySelector{Name: name, Key: "key.json"}
 	}
 }
+
+func TestFailedStatusWriteIsNotLeftForTheNextPoll(t *testing.T) {
+	// The write that first says Running fails once, and the next poll is ten minutes away:
+	// the status must still say Running soon, not stay Pending until then.
+	var failed atomic.Bool
+	h := newHarness(t,
+		withOptions(func(o *controllers.Options) { o.Poll.Min, o.Poll.Max = 10*time.Minute, 10*time.Minute }),
+		withStatusWriteFault(func(o *opsv1.OptimizationOperation) bool {
+			return o.Status.StartTime != nil && failed.CompareAndSwap(false, true)
+		}))
+	op := h.createOperation(emulator.CreateOperationRequest{Duration: longSolve})
+	h.apply("w", op)
+	h.waitState("w", opsv1.ReasonRunning)
+	if !failed.Load() {
+		t.Fatal("the fault was never injected")
+	}
+	t.Logf("%d reads: the one whose status write failed, and the one that stored it", h.calls(getPath, 200))
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -50,11 +52,27 @@ type Options struct {
 	// CredentialsRecheck is how often a resource whose credentials were refused re-reads its
 	// Secret (a cheap local read) to notice a fix; the remote call itself stays backed off.
 	CredentialsRecheck time.Duration
-	// MaxConcurrentReconciles is the number of workers.
+	// MaxConcurrentReconciles is the number of workers; WorkersFor sizes it from the budget.
 	MaxConcurrentReconciles int
+	// Selector is the manager's --watch-label-selector (nil: every resource). The cache holds
+	// only what it selects; a resource read uncached is checked against it as well.
+	Selector labels.Selector
 	// CredentialsFromSecrets allows spec.credentialsSecretRef. Off, the operator reads no
 	// Secret and needs no access to Secrets: every call uses its own identity.
 	CredentialsFromSecrets bool
+}
+
+// MaxAutoWorkers caps WorkersFor: past it, an installation is better served by shards.
+const MaxAutoWorkers = 256
+
+// WorkersFor is how many workers keep a budget of qps calls a second in use when every call
+// takes as long as timeout (Little's law: calls in flight = rate x time per call). A worker
+// holds its resource for the whole remote call, so a count sized for fast answers would cap the
+// call rate far below the budget exactly when the API is slow; the extra workers cost a
+// goroutine each while idle.
+func WorkersFor(qps float64, timeout time.Duration) int {
+	n := int(math.Ceil(qps * timeout.Seconds()))
+	return min(max(n, 4), MaxAutoWorkers)
 }
 
 // DefaultOptions are the flags' defaults.
@@ -63,7 +81,7 @@ var DefaultOptions = Options{
 	RemoteUnavailableAfter:  3 * time.Minute,
 	DeletionCancelTimeout:   2 * time.Minute,
 	CredentialsRecheck:      10 * time.Second,
-	MaxConcurrentReconciles: 4,
+	MaxConcurrentReconciles: 0, // the manager sizes it with WorkersFor; unsized, 4
 	CredentialsFromSecrets:  true,
 }
 
@@ -111,6 +129,12 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
+		if r.Options.Selector != nil && !r.Options.Selector.Matches(labels.Set(obj.Labels)) {
+			// Relabelled to another shard since the cache saw it: that shard's manager now
+			// owns the cancel, and both sending it would send it twice.
+			r.forget(req.String())
+			return ctrl.Result{}, nil
+		}
 	}
 	state := r.tracker.get(keyOf(obj), obj.UID)
 	log := logf.FromContext(ctx).WithValues("operation", obj.Spec.OperationName)
@@ -138,6 +162,11 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 		defer cancel()
 		if err := r.patchStatus(writeCtx, orig, obj); err != nil {
+			// What this reconcile learned is not stored, and the schedule says the operation
+			// was just read: without this, the retry would find nothing due and the object
+			// would keep its old status until the next poll, minutes away under a saturated
+			// budget. (A cancel's answer is kept in memory apart; see pollState.answer.)
+			state.nextPollAt = time.Time{}
 			retErr = errors.Join(retErr, err)
 			return
 		}
@@ -151,11 +180,26 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		}
 	}()
 
+	// Columns, docs and dashboards read the tracked name from status, whichever form the spec has.
+	if obj.Status.OperationName == "" {
+		obj.Status.OperationName = obj.Spec.OperationName
+	}
 	if obj.Status.Done {
 		r.reconcileDone(obj)
 		return ctrl.Result{}, nil
 	}
-	return r.reconcileRemote(ctx, obj, state)
+	if obj.Spec.Submit != nil && obj.Status.OperationName == "" {
+		policy.SetConditions(obj, policy.Problem{Reason: opsv1.ReasonInvalidSpec,
+			Message: "spec.submit is not handled by this version of the operator: nothing was sent; track an operation started elsewhere with spec.operationName"})
+		obj.Status.ObservedGeneration = obj.Generation
+		return ctrl.Result{}, nil
+	}
+	res, err := r.reconcileRemote(ctx, obj, state)
+	// When workers are busy, the queue hands out ready resources by this priority: the
+	// budget's order, so a cancel is not stuck behind polls before it even asks for a token.
+	prio := int(r.priority(obj, cancelPending(obj), r.Now()))
+	res.Priority = &prio
+	return res, err
 }
 
 // patchStatus writes status with one merge patch when it changed, then tells what changed in
@@ -191,9 +235,13 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 		r.Rand = rand.Float64
 	}
 	r.tracker = newTracker()
+	workers := r.Options.MaxConcurrentReconciles
+	if workers == 0 {
+		workers = 4
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&opsv1.OptimizationOperation{}, builder.WithPredicates(specOrDeletionChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("optimizationoperation").
 		Complete(r)
 }

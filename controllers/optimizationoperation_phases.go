@@ -245,10 +245,7 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 	}
 
 	sendCancel := cancelPending(obj) && !now.Before(state.nextCancelAt)
-	prio := budget.Poll
-	if sendCancel || r.followingCancel(obj, now) {
-		prio = budget.Urgent
-	}
+	prio := r.priority(obj, sendCancel, now)
 	// When the last reconcile read the operation running and then could not send the cancel
 	// (no room in the budget, or its request had to be stored first), this token goes to the
 	// cancel: reading first again could take the only token every time and starve it.
@@ -273,8 +270,9 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 			return res, nil
 		}
 		// The operation was just told to stop: read it again at once, so a cancel that takes
-		// effect immediately shows as Cancelled in the same reconcile.
-		if op, _, err := r.get(ctx, ops, obj, state, budget.Urgent); op != nil {
+		// effect immediately shows as Cancelled in the same reconcile and the same status
+		// write as its answer.
+		if op, err := r.readAfterCancel(ctx, ops, obj, state); op != nil {
 			r.succeeded(obj, state, ops, op, now)
 		} else if err != nil {
 			// The cancel was answered; the fast polls that follow will see the result.
@@ -282,6 +280,32 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		}
 	}
 	return r.settle(obj, state, now), nil
+}
+
+// priority is the budget class of obj's next read: a cancel and the reads that confirm it
+// first, then operations never read, then routine polls.
+func (r *OptimizationOperationReconciler) priority(obj *opsv1.OptimizationOperation, sendCancel bool, now time.Time) budget.Priority {
+	switch {
+	case sendCancel || r.followingCancel(obj, now):
+		return budget.Urgent
+	case obj.Status.StartTime == nil:
+		return budget.First
+	}
+	return budget.Poll
+}
+
+// confirmPaid is how many tokens a cancel takes: its own and, when the bucket can hold two,
+// the confirming read's.
+func (r *OptimizationOperationReconciler) confirmPaid() int { return min(2, r.Budget.Burst()) }
+
+// readAfterCancel reads the operation right after its cancel was answered, with the token
+// the cancel took along when it could.
+func (r *OptimizationOperationReconciler) readAfterCancel(ctx context.Context, ops remote.Operations, obj *opsv1.OptimizationOperation, state *pollState) (*longrunningpb.Operation, error) {
+	if r.confirmPaid() == 2 {
+		return ops.Get(ctx, obj.Spec.OperationName)
+	}
+	op, _, err := r.get(ctx, ops, obj, state, budget.Urgent)
+	return op, err
 }
 
 // recordCancelRequest stores the cancel request before the first cancel is sent, and comes
@@ -331,13 +355,19 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	if state.cancelRequestedAt.IsZero() {
 		state.cancelRequestedAt = obj.Status.Cancel.RequestedAt.Time
 	}
-	wait, ok := r.Budget.Take(keyOf(obj), budget.Urgent)
+	// The cancel takes the token of the read that confirms it along (unless the bucket holds
+	// only one): that read then never waits behind other cancels, and the answer and its
+	// effect go into one status write.
+	wait, ok := r.Budget.TakeN(keyOf(obj), budget.Urgent, r.confirmPaid())
 	if !ok {
 		metrics.BudgetDeferred.WithLabelValues(budget.Urgent.String()).Inc()
 		policy.SetConditions(obj, policy.Problem{})
 		state.nextPollAt = now.Add(wait) // come back for the cancel as soon as there is room
 		state.readForCancel = true
 		return ctrl.Result{RequeueAfter: wait}, true
+	}
+	if state.cancelFailures == 0 && !state.cancelRequestedAt.IsZero() {
+		metrics.CancelTokenWait.Observe(max(now.Sub(state.cancelRequestedAt), 0).Seconds())
 	}
 	err := ops.Cancel(ctx, obj.Spec.OperationName)
 	outcome, msg, answered := policy.CancelOutcome(err)
@@ -388,11 +418,13 @@ func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationO
 	state.failed(now, f)
 	name := obj.Spec.OperationName
 	if f.Kind == policy.RateLimited {
-		pause := f.RetryAfter
-		if pause <= 0 {
-			pause = policy.MinRateLimitedDelay
+		// Quota is per project: one resource's 429 is every read's. The server's RetryInfo
+		// says how long; without it the budget slows down as well as pausing.
+		if f.RetryAfter > 0 {
+			r.Budget.Pause(f.RetryAfter)
+		} else {
+			r.Budget.Throttle(policy.MinRateLimitedDelay)
 		}
-		r.Budget.Throttle(pause)
 	}
 	if f.Kind == policy.Auth {
 		state.refusedCreds = credsKey

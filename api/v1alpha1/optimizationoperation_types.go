@@ -16,19 +16,47 @@ const (
 	DeletionPolicyCancel DeletionPolicy = "Cancel"
 )
 
-// OptimizationOperationSpec names a remote google.longrunning.Operation and what to do with it.
+// OptimizationOperationSpec names a remote google.longrunning.Operation, or the request that
+// starts one, and what to do with it.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",message="spec.cancel is a one-way latch: once true it cannot be set back to false or removed. To run the work again, create a new OptimizationOperation for a new remote operation"
+// +kubebuilder:validation:XValidation:rule="has(self.operationName) != has(self.submit)",message="set exactly one of spec.operationName (track an operation started elsewhere) and spec.submit (start a solve)"
+// +kubebuilder:validation:XValidation:rule="has(self.operationName) == has(oldSelf.operationName)",message="operationName is immutable: it cannot be added or removed; create a new OptimizationOperation to track another operation"
+// +kubebuilder:validation:XValidation:rule="has(self.submit) == has(oldSelf.submit)",message="submit is immutable: it cannot be added or removed; create a new OptimizationOperation to start another solve"
 type OptimizationOperationSpec struct {
-	// operationName is the full resource name of the remote long-running operation, as returned by
-	// batchOptimizeTours or optimizeToursLongRunning: projects/{project}/locations/{location}/operations/{id}
-	// (or operations/{id}). It cannot be changed; create a new resource to track another operation.
-	// +required
+	// operationName is the full resource name of a remote long-running operation
+	// started elsewhere, as returned by batchOptimizeTours,
+	// optimizeToursLongRunning or OptimizeToursUri:
+	// projects/{project}/locations/{location}/operations/{id} (or
+	// operations/{id}). Exactly one of operationName and submit is set. It
+	// cannot be changed, added or removed; create a new resource to track
+	// another operation.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:Pattern=`^(projects/[A-Za-z0-9][A-Za-z0-9_.~-]*/locations/[A-Za-z0-9][A-Za-z0-9_.~-]*/operations/[A-Za-z0-9][A-Za-z0-9_.~-]*|operations/[A-Za-z0-9][A-Za-z0-9_.~-]*(/[A-Za-z0-9][A-Za-z0-9_.~-]*)*)$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="operationName is immutable: create a new OptimizationOperation to track another operation"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('..')",message="operationName must not contain '..'"
-	OperationName string `json:"operationName"`
+	OperationName string `json:"operationName,omitempty"`
+
+	// submit is the request that starts the solve this resource tracks: the
+	// operator sends it once, records the operation name the server answers in
+	// status.operationName, and then tracks that operation like one named by
+	// spec.operationName. Exactly one of operationName and submit is set.
+	//
+	// Route Optimization requests carry no request id, so a request whose answer
+	// is lost (a time-out, a dropped connection) may have started a solve that
+	// cannot be looked up. The operator never sends such a request again on its
+	// own: the resource goes to state SubmitUncertain, and the annotation
+	// ops.routeopt.dev/resubmit, set to the value of status.submit.attemptedAt,
+	// allows exactly one more attempt.
+	//
+	// It is immutable: it cannot be changed, added or removed (to run another
+	// request, create a new OptimizationOperation). A ConfigMap it names may
+	// change without effect once the request was sent: status.submit.requestHash
+	// records what was sent.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="submit is immutable: the request may already have been sent; create a new OptimizationOperation to start another solve"
+	Submit *SubmitSpec `json:"submit,omitempty"`
 
 	// cancel requests a best-effort cancellation of the remote operation. It is a one-way latch:
 	// once true it cannot be set back to false or removed. The outcome is reported in status.cancel
@@ -123,7 +151,7 @@ type OperationResult struct {
 }
 
 // CancelOutcome is what the server answered to the cancel request.
-// +kubebuilder:validation:Enum=Accepted;Unsupported;NotFound;AlreadyDone
+// +kubebuilder:validation:Enum=Accepted;Unsupported;NotFound;AlreadyDone;NotSubmitted
 type CancelOutcome string
 
 const (
@@ -139,6 +167,9 @@ const (
 	// recorded; nothing more is sent. The message says whether a cancel was sent: none was when
 	// requestedAt is absent; one may have been (its answer lost to a restart) when it is set.
 	CancelAlreadyDone CancelOutcome = "AlreadyDone"
+	// CancelNotSubmitted: spec.cancel was set before spec.submit was sent, so nothing was sent,
+	// neither the request nor a cancel. The resource ends Cancelled with done true.
+	CancelNotSubmitted CancelOutcome = "NotSubmitted"
 )
 
 // CancelStatus records a cancel request. A cancel is sent until an outcome is recorded, so the
@@ -170,8 +201,8 @@ const (
 	// or a cancellation that was requested here.
 	ConditionReady = "Ready"
 	// ConditionStalled is present, and True, only when the operator cannot make progress without
-	// a change from a person: failed or externally cancelled operations, missing operations, and
-	// credential problems.
+	// a change from a person: failed or externally cancelled operations, missing operations,
+	// credential problems, invalid requests, and submits that may have started a solve.
 	ConditionStalled = "Stalled"
 )
 
@@ -192,6 +223,20 @@ const (
 	// ReasonInvalidSpec: the spec holds a value the operator cannot use (one stored before the
 	// API validated it); nothing is sent until it is fixed.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSubmitting: spec.submit has not been answered with an operation name yet; the request is
+	// being sent, or waits for quota (RESOURCE_EXHAUSTED) or for an explicit UNAVAILABLE answer to
+	// pass. No solve runs yet.
+	ReasonSubmitting = "Submitting"
+	// ReasonSubmitUncertain: an attempt to send spec.submit may have started a solve, and the API
+	// offers no way to find it (no request id, no list). A solve may be running and billed. Nothing is
+	// sent again until the annotation AnnotationResubmit names the attempt
+	// (status.submit.attemptedAt). Stalled.
+	ReasonSubmitUncertain = "SubmitUncertain"
+	// ReasonInvalidRequest: the request of spec.submit cannot be built (an unknown field or a bad
+	// value in the ConfigMap's or the inline JSON, a missing ConfigMap or key), or the server refused
+	// it as invalid before starting a solve. Nothing is sent until the spec or the ConfigMap changes.
+	// Stalled.
+	ReasonInvalidRequest = "InvalidRequest"
 )
 
 // OptimizationOperationStatus is what the operator last observed of the remote operation.
@@ -199,6 +244,18 @@ type OptimizationOperationStatus struct {
 	// observedGeneration is the metadata.generation this status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// operationName is the remote operation this resource tracks:
+	// spec.operationName, or the name the server answered to spec.submit. Empty
+	// while a submit has not been answered.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	OperationName string `json:"operationName,omitempty"`
+
+	// submit records the attempts to send spec.submit; absent for resources that
+	// set spec.operationName.
+	// +optional
+	Submit *SubmitStatus `json:"submit,omitempty"`
 
 	// done is true once the remote operation reported done. A finished operation is never
 	// polled again and its terminal status never changes.
@@ -240,7 +297,8 @@ type OptimizationOperationStatus struct {
 }
 
 // OptimizationOperation tracks, and on request cancels, a Google Route Optimization long-running
-// operation (batchOptimizeTours, optimizeToursLongRunning).
+// operation (batchOptimizeTours, optimizeToursLongRunning, OptimizeToursUri): one started
+// elsewhere (spec.operationName) or one it starts itself (spec.submit).
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=optop,categories=routeopt
@@ -248,7 +306,7 @@ type OptimizationOperationStatus struct {
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`
 // +kubebuilder:printcolumn:name="Cancel",type=boolean,JSONPath=`.spec.cancel`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Operation",type=string,JSONPath=`.spec.operationName`,priority=1
+// +kubebuilder:printcolumn:name="Operation",type=string,JSONPath=`.status.operationName`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 type OptimizationOperation struct {
 	metav1.TypeMeta   `json:",inline"`

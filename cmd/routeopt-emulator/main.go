@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.opts.Retention, "retention", emulator.DefaultRetention, "how long finished operations stay readable before GET answers 404")
 	fs.BoolVar(&c.opts.RequireToken, "require-token", false, "require an Authorization: Bearer token on /v1 calls (401 without, 403 if not accepted)")
 	fs.Int64Var(&c.opts.Seed, "seed", 0, "seed for fault injection and, when non-zero, operation IDs")
-	fs.Var(&faults, "fault", "fault for a method, repeatable: METHOD:key=value,... with keys unavailable, resourceExhausted, internal, permissionDenied, cancelled (499), requestTimeout (408) (rates 0..1), noStatus (true: 499 and 408 envelopes without status), retryDelay, latency (durations), failNext (count); METHOD may be * (e.g. --fault 'GetOperation:unavailable=0.1,latency=50ms')")
+	fs.Var(&faults, "fault", "fault for a method, repeatable: METHOD:key=value,... with keys unavailable, resourceExhausted, internal, permissionDenied, cancelled (499), requestTimeout (408), hang (serve the call, never answer) (rates 0..1), noStatus (true: 499 and 408 envelopes without status), retryDelay, latency (durations), failNext, hangNext (counts); METHOD may be * (e.g. --fault 'GetOperation:unavailable=0.1,latency=50ms', --fault 'OptimizeToursLongRunning:hangNext=1')")
 	fs.BoolVar(&faults.failAll, "fail-all", false, "answer every /v1 call with 503 UNAVAILABLE")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	fs.DurationVar(&c.sweepInterval, "sweep-interval", time.Minute, "how often expired operations are dropped from memory")
@@ -187,6 +187,10 @@ func (f *faultFlag) Set(v string) error {
 			mf.Latency, err = time.ParseDuration(val)
 		case "failNext":
 			mf.FailNext, err = strconv.Atoi(val)
+		case "hang":
+			mf.Hang, err = strconv.ParseFloat(val, 64)
+		case "hangNext":
+			mf.HangNext, err = strconv.Atoi(val)
 		default:
 			return fmt.Errorf("unknown fault key %q", key)
 		}

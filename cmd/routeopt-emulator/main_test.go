@@ -116,6 +116,16 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("parsed = %+v", c.opts.Faults)
 			}
 		}},
+		{name: "hang faults", args: []string{
+			"--fault", "OptimizeToursLongRunning:hangNext=1", "--fault", "BatchOptimizeTours:hang=0.25,unavailable=0.5",
+		}, check: func(t *testing.T, c *config) {
+			lr, batch := c.opts.Faults.Methods["OptimizeToursLongRunning"], c.opts.Faults.Methods["BatchOptimizeTours"]
+			if lr.HangNext != 1 || batch.Hang != 0.25 || batch.Unavailable != 0.5 {
+				t.Errorf("parsed = %+v", c.opts.Faults)
+			}
+		}},
+		{name: "hang rate over 1 with others", args: []string{"--fault", "*:hang=0.6,internal=0.6"}, wantErr: true},
+		{name: "bad hangNext", args: []string{"--fault", "*:hangNext=-1"}, wantErr: true},
 		{name: "499 and 408 rates over 1", args: []string{"--fault", "*:cancelled=0.6,requestTimeout=0.6"}, wantErr: true},
 		{name: "bad noStatus", args: []string{"--fault", "*:noStatus=maybe"}, wantErr: true},
 		{name: "bad cancel mode", args: []string{"--cancel-mode", "maybe"}, wantErr: true},

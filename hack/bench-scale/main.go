@@ -3,8 +3,8 @@
 // loopback. It creates N long solves and N OptimizationOperations, waits until every operation
 // was read once, cancels a spread and a burst of them, and prints one report: time to the
 // first reads, cancel latency seen on a watch, calls per second at the emulator against the
-// budget, status writes per object, and the manager's memory. Run it with `make bench-scale`;
-// see docs/performance.md.
+// budget, status writes per object, and the manager's memory. With -storm it runs a fault
+// storm instead (storm.go). Run it with `make bench-scale`; see docs/performance.md.
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -56,9 +57,12 @@ type options struct {
 	settle         time.Duration
 	managerArgs    string
 	managerLog     string
+	managerMemLim  string
 	managerLater   bool
 	scheduleTrials int
 	scheduleOnly   bool
+	storm          bool
+	st             stormOptions
 }
 
 func parseFlags() options {
@@ -75,6 +79,8 @@ func parseFlags() options {
 		"how long to wait until every operation was read once (0: 8 x N / --api-qps + 2m)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "bound of the whole run (0: the phases' bounds + 10m)")
 	flag.DurationVar(&o.settle, "settle", 5*time.Second, "time to keep watching after the last cancel, for the writes that follow it")
+	flag.StringVar(&o.managerMemLim, "manager-gomemlimit", "64MiB",
+		"GOMEMLIMIT of the manager: config/manager sets it to the container's memory request, 64Mi (empty: none)")
 	flag.StringVar(&o.managerArgs, "manager-args", "",
 		"extra manager flags, space separated, after the benchmark's own (a repeated flag's last value wins), e.g. '--api-qps=50 --api-burst=20'")
 	flag.StringVar(&o.managerLog, "manager-log", "", "keep the manager's log in this file (default: a temporary file, removed at exit)")
@@ -82,8 +88,31 @@ func parseFlags() options {
 		"start the manager after all resources exist (a restart with N to catch up on) instead of before")
 	flag.IntVar(&o.scheduleTrials, "schedule-trials", 10000, "random draws of each poller in the schedule comparison")
 	flag.BoolVar(&o.scheduleOnly, "schedule-only", false, "print the poll schedule comparison for -solve and exit (starts nothing)")
+	flag.BoolVar(&o.storm, "storm", false,
+		"run the fault storm instead of the scale run: solves that end under faults, cancels amid them, then a quiet spell (-n defaults to 300)")
+	stormFlags(&o.st)
 	flag.Parse()
+	if o.storm && !flagSet("n") {
+		// Set through the flag, so that the header prints the value in effect.
+		_ = flag.Set("n", strconv.Itoa(stormOperations))
+	}
 	return o
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func (o options) validate() error {
+	if o.storm {
+		return o.st.validate(o.n)
+	}
+	if o.n < o.spread+o.burst {
+		return fmt.Errorf("-n %d is below the %d cancels", o.n, o.spread+o.burst)
+	}
+	return nil
 }
 
 func main() {
@@ -92,8 +121,8 @@ func main() {
 		printScheduleComparison(os.Stdout, o.solve, o.scheduleTrials)
 		return
 	}
-	if o.n < o.spread+o.burst {
-		fmt.Fprintf(os.Stderr, "bench-scale: -n %d is below the %d cancels\n", o.n, o.spread+o.burst)
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(2)
 	}
 	// kube-apiserver and etcd run in process groups of their own, so a terminal's Ctrl-C does
@@ -111,6 +140,9 @@ func main() {
 		}
 	}()
 	b := &bench{o: o, out: os.Stdout}
+	if o.storm {
+		b.rec = &callRecorder{}
+	}
 	err := b.run(ctx)
 	b.cleanup()
 	if err != nil {
@@ -129,6 +161,7 @@ type bench struct {
 
 	emuURL string
 	admin  *emulator.AdminClient
+	rec    *callRecorder // every /v1 call, from the emulator's request log (storm only)
 	cl     client.WithWatch
 	w      *watcher
 	ns     string
@@ -175,15 +208,7 @@ func (b *bench) run(ctx context.Context) error {
 	if b.qps, b.burst, err = budgetOf(ctx, manager, b.managerArgs()); err != nil {
 		return err
 	}
-	if b.o.readTimeout == 0 {
-		// N first reads take at least N/qps. A scheduler that lets the fast early re-reads of
-		// young operations take the budget needs several times that, which the run should
-		// measure rather than cut short.
-		b.o.readTimeout = time.Duration(8*float64(b.o.n)/b.qps*float64(time.Second)) + 2*time.Minute
-	}
-	if b.o.timeout == 0 {
-		b.o.timeout = b.o.readTimeout + 2*b.o.cancelBound + b.o.settle + 10*time.Minute
-	}
+	b.defaultTimeouts()
 	ctx, cancel := context.WithTimeout(ctx, b.o.timeout)
 	defer cancel()
 	b.printHeader()
@@ -198,7 +223,10 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.startWatch(ctx, cfg); err != nil {
 		return err
 	}
-	if err := b.createOperations(ctx); err != nil {
+	if b.o.storm {
+		return b.runStorm(ctx, manager, kubeconfig)
+	}
+	if err := b.createOperations(ctx, func(int) time.Duration { return b.o.solve }); err != nil {
 		return err
 	}
 	if !b.o.managerLater {
@@ -248,6 +276,25 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
+// defaultTimeouts fills in the bounds left at 0 from the run's phases.
+func (b *bench) defaultTimeouts() {
+	if b.o.storm {
+		if b.o.timeout == 0 {
+			b.o.timeout = b.o.st.length + b.o.st.quiet + 10*time.Minute
+		}
+		return
+	}
+	if b.o.readTimeout == 0 {
+		// N first reads take at least N/qps. A scheduler that lets the fast early re-reads of
+		// young operations take the budget needs several times that, which the run should
+		// measure rather than cut short.
+		b.o.readTimeout = time.Duration(8*float64(b.o.n)/b.qps*float64(time.Second)) + 2*time.Minute
+	}
+	if b.o.timeout == 0 {
+		b.o.timeout = b.o.readTimeout + 2*b.o.cancelBound + b.o.settle + 10*time.Minute
+	}
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -259,15 +306,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// buildManager builds ./cmd. Another change may leave the tree briefly unbuildable, so a
-// failed build is retried a few times.
+// buildManager builds ./cmd the way the Dockerfile does, so that its memory is the shipped
+// binary's. Another change may leave the tree briefly unbuildable, so a failed build is
+// retried a few times.
 func (b *bench) buildManager(ctx context.Context) (string, error) {
 	bin := filepath.Join(b.dir, "manager")
 	var out []byte
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
-		b.logf("building the manager (go build ./cmd)")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd")
+		b.logf("building the manager (go build -trimpath -ldflags '-s -w' ./cmd, as the Dockerfile does)")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd")
 		cmd.Dir = testenv.RepoRoot()
 		if out, err = cmd.CombinedOutput(); err == nil {
 			return bin, nil
@@ -353,8 +401,13 @@ func (b *bench) printHeader() {
 		}
 	})
 	fmt.Fprintf(w, "flags:        %s\n", strings.Join(fl, " "))
-	fmt.Fprintf(w, "              (read-timeout %s and timeout %s in effect)\n", b.o.readTimeout, b.o.timeout)
+	if b.o.storm {
+		fmt.Fprintf(w, "              (timeout %s in effect)\n", b.o.timeout)
+	} else {
+		fmt.Fprintf(w, "              (read-timeout %s and timeout %s in effect)\n", b.o.readTimeout, b.o.timeout)
+	}
 	fmt.Fprintf(w, "manager args: %s\n", strings.Join(append(b.fixedManagerArgs("<metrics>", "<probe>", "<ns>"), b.managerArgs()...), " "))
+	fmt.Fprintf(w, "manager env:  GOMEMLIMIT=%s\n", b.o.managerMemLim)
 	fmt.Fprintf(w, "budget:       --api-qps %g --api-burst %d\n", b.qps, b.burst)
 	fmt.Fprintln(w)
 }
@@ -384,7 +437,11 @@ func (b *bench) startEmulator() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: emulator.New(emulator.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	var opts emulator.Options
+	if b.rec != nil {
+		opts.Logger = slog.New(b.rec)
+	}
+	srv := &http.Server{Handler: emulator.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	b.onCleanup(func() { _ = srv.Close() })
 	b.emuURL = "http://" + l.Addr().String()
@@ -469,11 +526,12 @@ func (b *bench) parallel(ctx context.Context, n int, f func(ctx context.Context,
 	return context.Cause(ctx)
 }
 
-func (b *bench) createOperations(ctx context.Context) error {
+// createOperations creates the N remote operations; solve gives the i-th its duration.
+func (b *bench) createOperations(ctx context.Context, solve func(i int) time.Duration) error {
 	b.ops = make([]string, b.o.n)
 	start := time.Now()
 	err := b.parallel(ctx, b.o.n, func(ctx context.Context, i int) error {
-		name, err := b.admin.CreateOperation(ctx, emulator.CreateOperationRequest{Duration: b.o.solve})
+		name, err := b.admin.CreateOperation(ctx, emulator.CreateOperationRequest{Duration: solve(i)})
 		b.ops[i] = name
 		return err
 	})
@@ -547,6 +605,9 @@ func (b *bench) startManager(ctx context.Context, manager, kubeconfig string) er
 	cmd := exec.Command(manager, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig,
 		"ROUTEOPTIMIZATION_EMULATOR_HOST="+strings.TrimPrefix(b.emuURL, "http://"))
+	if b.o.managerMemLim != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+b.o.managerMemLim)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group keeps a terminal's Ctrl-C for this program, which then stops the
 	// manager in order; Pdeathsig ends it should this program die without cleaning up.
@@ -572,12 +633,8 @@ func (b *bench) startManager(ctx context.Context, manager, kubeconfig string) er
 		if ok := httpOK(ctx, readyz); ok {
 			return nil
 		}
-		select {
-		case <-b.mgrDone:
-			return fmt.Errorf("manager exited: %v; log %s:\n%s", b.mgrExit, b.mgrLogPath, tail(b.mgrLogPath, 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		if err := b.wait(ctx, 100*time.Millisecond); err != nil {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("manager not ready after 2m; log %s", b.mgrLogPath)
@@ -600,6 +657,23 @@ func (b *bench) stopManager() {
 	if b.o.managerLog != "" {
 		fmt.Fprintf(os.Stderr, "bench-scale: manager log kept in %s\n", b.o.managerLog)
 	}
+}
+
+// wait sleeps for d, and returns early with an error when the manager exits or ctx ends.
+func (b *bench) wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-b.mgrDone:
+		return b.managerExited()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// managerExited is the error for a manager that stopped during the run; b.mgrDone is closed.
+func (b *bench) managerExited() error {
+	return fmt.Errorf("manager exited: %v; log %s:\n%s", b.mgrExit, b.mgrLogPath, tail(b.mgrLogPath, 20))
 }
 
 func httpOK(ctx context.Context, url string) bool {
@@ -664,12 +738,8 @@ func (b *bench) waitFirstReads(ctx context.Context, r *report) error {
 			b.logf("first reads: %d of %d operations, %d resources with a status", read, b.o.n, withStatus)
 			lastLog = time.Now()
 		}
-		select {
-		case <-b.mgrDone:
-			return fmt.Errorf("manager exited: %v; log %s:\n%s", b.mgrExit, b.mgrLogPath, tail(b.mgrLogPath, 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(every):
+		if err := b.wait(ctx, every); err != nil {
+			return err
 		}
 	}
 }
@@ -699,40 +769,11 @@ var cancelPatch = client.RawPatch(types.MergePatchType, []byte(`{"spec":{"cancel
 // Cancelled on the watch or its bound passes.
 func (b *bench) cancelPhase(ctx context.Context, phase string, names []string, every time.Duration) (phaseResult, error) {
 	res := phaseResult{names: names}
-	sent := make(map[string]time.Time, len(names))
-	var mu sync.Mutex
-	send := func(name string) {
-		at := time.Now()
-		b.w.noteCancelSent(name, at)
-		o := &opsv1.OptimizationOperation{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns}}
-		err := b.cl.Patch(ctx, o, cancelPatch)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			res.patchErrs++
-			b.logf("cancel patch %s: %v", name, err)
-			return
-		}
-		sent[name] = at
-	}
 	b.logf("%s: %d cancels", phase, len(names))
-	if every > 0 {
-		for i, n := range names {
-			if i > 0 {
-				if err := sleep(ctx, every); err != nil {
-					return res, err
-				}
-			}
-			send(n)
-		}
-	} else {
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for _, n := range names {
-			wg.Go(func() { <-start; send(n) })
-		}
-		close(start)
-		wg.Wait()
+	sent, patchErrs, err := b.patchCancels(ctx, names, every)
+	res.patchErrs = patchErrs
+	if err != nil {
+		return res, err
 	}
 	var lastSent time.Time
 	for _, t := range sent {
@@ -761,6 +802,47 @@ func (b *bench) cancelPhase(ctx context.Context, phase string, names []string, e
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// patchCancels patches names with spec.cancel true, every apart (0: all at once), and returns
+// when each patch that succeeded was sent, and how many failed.
+func (b *bench) patchCancels(ctx context.Context, names []string, every time.Duration) (map[string]time.Time, int, error) {
+	sent := make(map[string]time.Time, len(names))
+	failed := 0
+	var mu sync.Mutex
+	send := func(name string) {
+		at := time.Now()
+		b.w.noteCancelSent(name, at)
+		o := &opsv1.OptimizationOperation{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns}}
+		err := b.cl.Patch(ctx, o, cancelPatch)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+			b.logf("cancel patch %s: %v", name, err)
+			return
+		}
+		sent[name] = at
+	}
+	if every > 0 {
+		for i, n := range names {
+			if i > 0 {
+				if err := sleep(ctx, every); err != nil {
+					return sent, failed, err
+				}
+			}
+			send(n)
+		}
+		return sent, failed, nil
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, n := range names {
+		wg.Go(func() { <-start; send(n) })
+	}
+	close(start)
+	wg.Wait()
+	return sent, failed, nil
 }
 
 // sentLatencies is, for each patched resource, the time from its patch to the first

@@ -48,7 +48,6 @@ func round(d time.Duration) time.Duration {
 
 func (b *bench) print(r *report) {
 	w := b.out
-	since := func(t time.Time) string { return fmt.Sprintf("+%.1fs", t.Sub(b.started).Seconds()) }
 	when := "before the resources were created (a running operator taking on N new resources)"
 	if b.o.managerLater {
 		when = "after the resources were created (a restart with N resources to catch up on)"
@@ -103,9 +102,7 @@ func (b *bench) print(r *report) {
 	}
 	fmt.Fprintf(w, "per operation, %s: %s\n", per, latencies(toFirst))
 	fmt.Fprintf(w, "reads until then:               %d (%.2f per operation)\n", readsTotal, float64(readsTotal)/float64(max(read, 1)))
-	m := r.memTracked
-	fmt.Fprintf(w, "manager memory, all %d tracked: RSS %s (peak %s), Go heap in use %s, heap live %s, %0.f goroutines%s\n",
-		b.o.n, mib(m.rss), mib(m.hwm), mib(m.heapInuse), mib(m.heapLive), m.goroutines, errNote(m.err))
+	fmt.Fprintf(w, "manager memory, all %d tracked: %s\n", b.o.n, r.memTracked)
 	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "-- cancels (patch {\"spec\":{\"cancel\":true}} -> Succeeded reason Cancelled on the watch) --")
@@ -115,11 +112,7 @@ func (b *bench) print(r *report) {
 	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "-- calls at the emulator (GetOperation + CancelOperation) --")
-	one := b.qps + float64(b.burst)
-	ten := 10*b.qps + float64(b.burst)
-	fmt.Fprintf(w, "budget --api-qps %g --api-burst %d: at most %.0f calls in any 1 s, %.0f in any 10 s (%.1f/s)\n",
-		b.qps, b.burst, one, ten, ten/10)
-	phase := func(t time.Time) string {
+	b.printWindows(w, r.calls, func(t time.Time) string {
 		switch {
 		case t.Before(r.allRead) || r.readTimedOut && t.Before(r.spreadStart):
 			return "first reads"
@@ -130,11 +123,7 @@ func (b *bench) print(r *report) {
 		default:
 			return "burst cancels"
 		}
-	}
-	n1, at1 := r.calls.MaxInWindow(time.Second, polled...)
-	n10, at10 := r.calls.MaxInWindow(10*time.Second, polled...)
-	fmt.Fprintf(w, "max in any 1 s (whole seconds):  %d at %s (%s) %s\n", n1, since(at1), phase(at1), within(float64(n1), one))
-	fmt.Fprintf(w, "max in any 10 s:                 %d = %.1f/s at %s (%s) %s\n", n10, float64(n10)/10, since(at10), phase(at10), within(float64(n10), ten))
+	})
 	total := r.calls.Total(polled...)
 	span := r.end.Sub(b.createStart)
 	if b.o.managerLater {
@@ -147,10 +136,33 @@ func (b *bench) print(r *report) {
 	b.printWrites(w, r)
 	fmt.Fprintln(w)
 
+	printManagerEnd(w, r)
+	fmt.Fprintln(w, "-- poll schedule of one solve, without contention --")
+	printScheduleComparison(w, b.o.solve, b.o.scheduleTrials)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "run time: %s\n", round(time.Since(b.started)))
+}
+
+// printWindows writes the most calls in any 1 s and any 10 s against what the budget allows;
+// phase names the part of the run a window starts in.
+func (b *bench) printWindows(w io.Writer, calls emulator.CallHistogram, phase func(time.Time) string) {
+	one := b.qps + float64(b.burst)
+	ten := 10*b.qps + float64(b.burst)
+	fmt.Fprintf(w, "budget --api-qps %g --api-burst %d: at most %.0f calls in any 1 s, %.0f in any 10 s (%.1f/s)\n",
+		b.qps, b.burst, one, ten, ten/10)
+	n1, at1 := calls.MaxInWindow(time.Second, polled...)
+	n10, at10 := calls.MaxInWindow(10*time.Second, polled...)
+	fmt.Fprintf(w, "max in any 1 s (whole seconds):  %d at %s (%s) %s\n", n1, b.since(at1), phase(at1), within(float64(n1), one))
+	fmt.Fprintf(w, "max in any 10 s:                 %d = %.1f/s at %s (%s) %s\n", n10, float64(n10)/10, b.since(at10), phase(at10), within(float64(n10), ten))
+}
+
+// since is t as seconds into the run.
+func (b *bench) since(t time.Time) string { return fmt.Sprintf("+%.1fs", t.Sub(b.started).Seconds()) }
+
+// printManagerEnd writes the manager's memory, counters and error log at the end of a run.
+func printManagerEnd(w io.Writer, r *report) {
 	fmt.Fprintln(w, "-- manager at the end --")
-	m = r.memEnd
-	fmt.Fprintf(w, "memory:                          RSS %s (peak %s), Go heap in use %s, heap live %s, %0.f goroutines%s\n",
-		mib(m.rss), mib(m.hwm), mib(m.heapInuse), mib(m.heapLive), m.goroutines, errNote(m.err))
+	fmt.Fprintf(w, "memory:                          %s\n", r.memEnd)
 	if r.metricsErr != nil {
 		fmt.Fprintf(w, "metrics: %v\n", r.metricsErr)
 	} else {
@@ -163,11 +175,11 @@ func (b *bench) print(r *report) {
 		fmt.Fprintf(w, "  %s\n", k)
 	}
 	fmt.Fprintln(w)
+}
 
-	fmt.Fprintln(w, "-- poll schedule of one solve, without contention --")
-	printScheduleComparison(w, b.o.solve, b.o.scheduleTrials)
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "run time: %s\n", round(time.Since(b.started)))
+func (m memSample) String() string {
+	return fmt.Sprintf("RSS %s (peak %s), Go heap in use %s, heap live %s, %0.f goroutines%s",
+		mib(m.rss), mib(m.hwm), mib(m.heapInuse), mib(m.heapLive), m.goroutines, errNote(m.err))
 }
 
 func errNote(err error) string {

@@ -266,3 +266,17 @@ func (w *watcher) withStatus() (n int, last time.Time) {
 	}
 	return n, last
 }
+
+// unfinished lists the resources whose last version seen is not done, sorted.
+func (w *watcher) unfinished() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for name, s := range w.objs {
+		if s.last != nil && !s.last.Status.Done {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

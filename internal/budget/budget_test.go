@@ -460,7 +460,7 @@ func TestBudgetGrantLeavesWaiting(t *testing.T) {
 }
 
 func TestPriorityString(t *testing.T) {
-	for p, want := range map[Priority]string{Poll: "poll", Urgent: "urgent"} {
+	for p, want := range map[Priority]string{Poll: "poll", First: "first", Urgent: "urgent"} {
 		if got := p.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", p, got, want)
 		}
@@ -473,5 +473,34 @@ func TestNewClampsBurst(t *testing.T) {
 		if _, ok := b.Take("x", Urgent); !ok {
 			t.Errorf("burst %d: first urgent call denied", burst)
 		}
+	}
+}
+
+// TestPauseKeepsTheRate: a 429 with RetryInfo holds reads for the time it names, no longer,
+// and does not slow the budget down: after the pause the backlog drains at the full rate.
+func TestPauseKeepsTheRate(t *testing.T) {
+	b, clk := newTestBudget(5, 10, 0)
+	for range 20 {
+		b.Pause(5 * time.Second)
+		clk.advance(250 * time.Millisecond)
+	}
+	if got := b.Rate(); !approx(got, 5) {
+		t.Errorf("rate after 20 paused 429s = %v, want 5 (unchanged)", got)
+	}
+	end := clk.t.Add(5*time.Second - 250*time.Millisecond)
+	clk.t = end.Add(-time.Millisecond)
+	if _, ok := b.Take("poller", Poll); ok {
+		t.Errorf("poll granted before the last pause ended")
+	}
+	clk.t = end
+	granted := 0
+	for i := range 100 {
+		if _, ok := b.Take(fmt.Sprintf("poll-%d", i), Poll); ok {
+			granted++
+		}
+	}
+	// A full bucket of 10: a poll needs its token and the reserve of 2.5 left, so 7.
+	if granted != 7 {
+		t.Errorf("%d polls granted at the end of the pause, want the full bucket's 7", granted)
 	}
 }

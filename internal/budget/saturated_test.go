@@ -69,3 +69,62 @@ func TestUrgentNotDelayedByWaitingPolls(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstReadsBeforeRereads: operations never read go before re-reads of the others, and
+// after cancels. 1,000 polls keep the budget saturated; 500 new operations arrive, and 20
+// cancels after them.
+func TestFirstReadsBeforeRereads(t *testing.T) {
+	const qps, polls, firsts, urgent = 5.0, 1000, 500, 20
+	b, clk := newTestBudget(qps, 10, -1)
+	q := &visits{}
+	for i := range polls {
+		heap.Push(q, visit{at: epoch, key: fmt.Sprintf("poll-%d", i), p: Poll})
+	}
+	arrive := epoch.Add(time.Minute)
+	for i := range firsts {
+		heap.Push(q, visit{at: arrive, key: fmt.Sprintf("new-%d", i), p: First})
+	}
+	cancelsAt := arrive.Add(10 * time.Second)
+	for i := range urgent {
+		heap.Push(q, visit{at: cancelsAt, key: fmt.Sprintf("cancel-%d", i), p: Urgent})
+	}
+	var lastFirst, lastUrgent time.Time
+	servedFirst, servedUrgent, pollsBetween := 0, 0, 0
+	for q.Len() > 0 && servedFirst < firsts {
+		v := heap.Pop(q).(visit)
+		if v.at.Sub(arrive) > 30*time.Minute {
+			break // starved: reported below
+		}
+		clk.t = v.at
+		wait, ok := b.Take(v.key, v.p)
+		switch {
+		case !ok:
+			heap.Push(q, visit{at: v.at.Add(wait), key: v.key, p: v.p})
+		case v.p == First:
+			servedFirst++
+			lastFirst = v.at
+		case v.p == Urgent:
+			servedUrgent++
+			lastUrgent = v.at
+		default:
+			if !v.at.Before(arrive) {
+				pollsBetween++
+			}
+			heap.Push(q, visit{at: v.at.Add(time.Second), key: v.key, p: Poll})
+		}
+	}
+	took := lastFirst.Sub(arrive)
+	t.Logf("%d first reads among %d waiting polls: the last granted %s after they arrived; %d re-reads granted meanwhile; the last of %d cancels %s after they arrived",
+		firsts, polls, took, pollsBetween, urgent, lastUrgent.Sub(cancelsAt))
+	if limit := time.Duration(1.2 * (firsts + urgent) / qps * float64(time.Second)); took > limit {
+		t.Errorf("the last of %d first reads was granted %s after they arrived, want within %s", firsts, took, limit)
+	}
+	// A few polls may slip in while the first readers are not yet all denied once.
+	if pollsBetween > 10 {
+		t.Errorf("%d re-reads were granted while operations never read waited, want at most 10", pollsBetween)
+	}
+	if servedUrgent != urgent || lastUrgent.Sub(cancelsAt) > time.Duration(1.5*urgent/qps*float64(time.Second)) {
+		t.Errorf("%d of %d cancels granted, the last %s after they arrived: first reads must not delay cancels",
+			servedUrgent, urgent, lastUrgent.Sub(cancelsAt))
+	}
+}

@@ -82,6 +82,14 @@ func (c *AdminClient) Calls(ctx context.Context) (CallHistogram, error) {
 	return out, err
 }
 
+// Solves returns the solves the submit methods started, by method, request
+// hash and label.
+func (c *AdminClient) Solves(ctx context.Context) (SolveCounters, error) {
+	var out SolveCounters
+	err := c.do(ctx, http.MethodGet, "solves", nil, &out)
+	return out, err
+}
+
 // SetFaults replaces the fault configuration.
 func (c *AdminClient) SetFaults(ctx context.Context, f Faults) error {
 	return c.do(ctx, http.MethodPut, "faults", f, nil)
@@ -106,8 +114,8 @@ func (c *AdminClient) Config(ctx context.Context) (Config, error) {
 	return out, err
 }
 
-// Reset clears operations, counters and faults and restores the startup
-// configuration.
+// Reset clears operations, counters (solves included) and faults and
+// restores the startup configuration.
 func (c *AdminClient) Reset(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "reset", nil, nil)
 }

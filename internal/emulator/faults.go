@@ -14,7 +14,7 @@ import (
 // at least 30 s on quota errors.
 const DefaultRetryDelay = 30 * time.Second
 
-// MethodFault configures the faults injected into one method. The six
+// MethodFault configures the faults injected into one method. The seven
 // rates are probabilities in [0,1] whose sum may not exceed 1; one draw per
 // call picks at most one of them.
 type MethodFault struct {
@@ -40,7 +40,22 @@ type MethodFault struct {
 	// FailNext makes the next N calls answer 503 UNAVAILABLE regardless of
 	// the rates, then counts down. Handy for deterministic retry tests.
 	FailNext int
+	// Hang is the rate of calls that are served in full and then never
+	// answered: the emulator reads the body and does what the call asks (a
+	// submit method starts its solve, a cancel takes effect), then holds the
+	// connection without a byte of answer until the client gives up (or
+	// MaxHang passes, when it closes the connection). This is the answer lost
+	// after the request was taken, which a client cannot tell from one lost
+	// before.
+	Hang float64
+	// HangNext makes the next N calls hang as Hang does, regardless of the
+	// rates (after FailNext), then counts down.
+	HangNext int
 }
+
+// MaxHang bounds how long a hung call holds its connection when the client
+// does not give up.
+const MaxHang = 10 * time.Minute
 
 // Faults is the complete fault configuration. Methods is keyed by method name
 // (see the Method* constants) or AllMethods ("*"), which applies to every
@@ -57,7 +72,7 @@ func (f Faults) Validate() error {
 		if m != AllMethods && !isKnownMethod(m) {
 			return fmt.Errorf("faults: unknown method %q", m)
 		}
-		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal, mf.PermissionDenied, mf.Cancelled, mf.RequestTimeout} {
+		for _, r := range []float64{mf.Unavailable, mf.ResourceExhausted, mf.Internal, mf.PermissionDenied, mf.Cancelled, mf.RequestTimeout, mf.Hang} {
 			if !(r >= 0 && r <= 1) { // also rejects NaN
 				return fmt.Errorf("faults: %s: rate %v outside [0,1]", m, r)
 			}
@@ -65,8 +80,8 @@ func (f Faults) Validate() error {
 		if s := mf.rateSum(); s > 1+1e-9 {
 			return fmt.Errorf("faults: %s: rates sum to %v > 1", m, s)
 		}
-		if mf.RetryDelay < 0 || mf.Latency < 0 || mf.FailNext < 0 {
-			return fmt.Errorf("faults: %s: negative retryDelay, latency or failNext", m)
+		if mf.RetryDelay < 0 || mf.Latency < 0 || mf.FailNext < 0 || mf.HangNext < 0 {
+			return fmt.Errorf("faults: %s: negative retryDelay, latency, failNext or hangNext", m)
 		}
 	}
 	return nil
@@ -139,28 +154,39 @@ func (fi *faultInjector) latency(method string) time.Duration {
 	return mf.Latency
 }
 
-// decide returns the error to inject into a call of method, or nil.
-func (fi *faultInjector) decide(method string) *apiError {
+// verdict is the fault injected into one call: at most one of an error
+// answer instead of the call, or a hang after it.
+type verdict struct {
+	err  *apiError
+	hang bool
+}
+
+// decide returns the fault to inject into a call of method.
+func (fi *faultInjector) decide(method string) verdict {
 	if !fi.active.Load() {
-		return nil
+		return verdict{}
 	}
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
 
 	if fi.faults.FailAll {
-		return errUnavailable(method)
+		return verdict{err: errUnavailable(method)}
 	}
 	key, mf, ok := fi.entry(method)
 	if !ok {
-		return nil
+		return verdict{}
 	}
-	if mf.FailNext > 0 {
+	switch {
+	case mf.FailNext > 0:
 		mf.FailNext--
 		fi.faults.Methods[key] = mf
-		return errUnavailable(method)
-	}
-	if mf.rateSum() == 0 {
-		return nil
+		return verdict{err: errUnavailable(method)}
+	case mf.HangNext > 0:
+		mf.HangNext--
+		fi.faults.Methods[key] = mf
+		return verdict{hang: true}
+	case mf.rateSum() == 0:
+		return verdict{}
 	}
 	// New kinds go last, so that a seed keeps giving the sequences it gave
 	// before they existed.
@@ -182,17 +208,21 @@ func (fi *faultInjector) decide(method string) *apiError {
 		{mf.PermissionDenied, func() *apiError { return errPermissionDenied(method) }},
 		{mf.Cancelled, func() *apiError { return errRequestCancelled(method, mf.NoStatus) }},
 		{mf.RequestTimeout, func() *apiError { return errRequestTimeout(method, mf.NoStatus) }},
+		{mf.Hang, nil},
 	} {
 		bound += k.rate
 		if u < bound {
-			return k.err()
+			if k.err == nil {
+				return verdict{hang: true}
+			}
+			return verdict{err: k.err()}
 		}
 	}
-	return nil
+	return verdict{}
 }
 
 func (mf MethodFault) rateSum() float64 {
-	return mf.Unavailable + mf.ResourceExhausted + mf.Internal + mf.PermissionDenied + mf.Cancelled + mf.RequestTimeout
+	return mf.Unavailable + mf.ResourceExhausted + mf.Internal + mf.PermissionDenied + mf.Cancelled + mf.RequestTimeout + mf.Hang
 }
 
 // rng returns the method's random stream; fi.mu must be held.

@@ -9,12 +9,19 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// sequence returns the outcome codes of n decisions for method.
+// hangs stands for a hang in a sequence of outcome codes.
+const hangs codes.Code = 100
+
+// sequence returns the outcome codes of n decisions for method (hangs for a
+// hang).
 func sequence(fi *faultInjector, method string, n int) []codes.Code {
 	out := make([]codes.Code, n)
 	for i := range out {
-		if err := fi.decide(method); err != nil {
-			out[i] = err.code
+		switch v := fi.decide(method); {
+		case v.err != nil:
+			out[i] = v.err.code
+		case v.hang:
+			out[i] = hangs
 		}
 	}
 	return out
@@ -67,7 +74,7 @@ func TestFaultPrecedence(t *testing.T) {
 	if got := sequence(fi, MethodGetOperation, 3); !equalCodes(got, want) {
 		t.Errorf("GetOperation = %v, want %v (own entry overrides *)", got, want)
 	}
-	lat, err := fi.latency(MethodListOperations), fi.decide(MethodListOperations)
+	lat, err := fi.latency(MethodListOperations), fi.decide(MethodListOperations).err
 	if err == nil || err.code != codes.Internal || lat != time.Second {
 		t.Errorf("ListOperations = %v, %v; want Internal after 1s from *", lat, err)
 	}
@@ -78,7 +85,7 @@ func TestFaultPrecedence(t *testing.T) {
 		t.Errorf("FailNext left = %d", left)
 	}
 	fi.set(Faults{FailAll: true})
-	if err := fi.decide(MethodBatchOptimizeTours); err == nil || err.code != codes.Unavailable {
+	if err := fi.decide(MethodBatchOptimizeTours).err; err == nil || err.code != codes.Unavailable {
 		t.Errorf("FailAll = %v", err)
 	}
 }
@@ -105,11 +112,53 @@ func TestFaultsValidate(t *testing.T) {
 		{Methods: map[string]MethodFault{"*": {Unavailable: 0.9, Cancelled: 0.2}}},
 		{Methods: map[string]MethodFault{"*": {RequestTimeout: -0.1}}},
 		{Methods: map[string]MethodFault{"*": {Latency: -time.Second}}},
+		{Methods: map[string]MethodFault{"*": {Hang: 1.5}}},
+		{Methods: map[string]MethodFault{"*": {Hang: 0.5, Unavailable: 0.6}}},
+		{Methods: map[string]MethodFault{"*": {HangNext: -1}}},
 	}
 	for _, f := range bad {
 		if f.Validate() == nil {
 			t.Errorf("Validate(%+v) accepted", f)
 		}
+	}
+}
+
+// TestHangFaults: HangNext counts down after FailNext; a Hang rate draws after
+// every error kind, so seeds give the sequences they gave before it existed.
+func TestHangFaults(t *testing.T) {
+	fi := newFaultInjector(1, Faults{Methods: map[string]MethodFault{
+		MethodOptimizeToursLongRunning: {FailNext: 1, HangNext: 2},
+		MethodBatchOptimizeTours:       {Hang: 1},
+	}})
+	want := []codes.Code{codes.Unavailable, hangs, hangs, codes.OK}
+	if got := sequence(fi, MethodOptimizeToursLongRunning, 4); !equalCodes(got, want) {
+		t.Errorf("OptimizeToursLongRunning = %v, want %v", got, want)
+	}
+	if left := fi.get().Methods[MethodOptimizeToursLongRunning].HangNext; left != 0 {
+		t.Errorf("HangNext left = %d", left)
+	}
+	if got := sequence(fi, MethodBatchOptimizeTours, 3); !equalCodes(got, []codes.Code{hangs, hangs, hangs}) {
+		t.Errorf("BatchOptimizeTours with hang 1 = %v", got)
+	}
+	mixed := MethodFault{Unavailable: 0.2, ResourceExhausted: 0.2, Internal: 0.1, PermissionDenied: 0.1, Cancelled: 0.1, RequestTimeout: 0.1}
+	withHang := mixed
+	withHang.Hang = 0.2
+	a := sequence(newFaultInjector(7, Faults{Methods: map[string]MethodFault{"*": mixed}}), MethodOptimizeToursURI, 300)
+	b := sequence(newFaultInjector(7, Faults{Methods: map[string]MethodFault{"*": withHang}}), MethodOptimizeToursURI, 300)
+	hung := 0
+	for i := range a {
+		switch {
+		case b[i] == hangs:
+			hung++
+			if a[i] != codes.OK {
+				t.Fatalf("draw %d: hang where the error %v was drawn without it", i, a[i])
+			}
+		case a[i] != b[i]:
+			t.Fatalf("draw %d: %v without hang, %v with it", i, a[i], b[i])
+		}
+	}
+	if hung == 0 {
+		t.Error("no hang in 300 draws at rate 0.2")
 	}
 }
 
@@ -128,7 +177,7 @@ func TestInjected499And408(t *testing.T) {
 		{MethodFault{RequestTimeout: 1, NoStatus: true}, 408, codes.DeadlineExceeded, ""},
 	} {
 		fi := newFaultInjector(1, Faults{Methods: map[string]MethodFault{MethodCancelOperation: tc.mf}})
-		err := fi.decide(MethodCancelOperation)
+		err := fi.decide(MethodCancelOperation).err
 		if err == nil || err.code != tc.code || err.status() != tc.http {
 			t.Fatalf("%+v: decide = %+v, want %v over HTTP %d", tc.mf, err, tc.code, tc.http)
 		}

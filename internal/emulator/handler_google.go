@@ -58,8 +58,11 @@ func (s *Server) serveGoogle(w http.ResponseWriter, r *http.Request) {
 	// latency must not move it into a later second.
 	s.calls.add(rt.method, s.now())
 	sw := &statusWriter{ResponseWriter: w}
-	s.handleGoogle(sw, r, rt)
-	if sw.status == 0 {
+	hung := s.handleGoogle(sw, r, rt)
+	switch {
+	case hung:
+		sw.status = StatusNoAnswer
+	case sw.status == 0:
 		sw.status = http.StatusOK
 	}
 	s.counters.add(rt.method, sw.status)
@@ -71,24 +74,56 @@ func (s *Server) serveGoogle(w http.ResponseWriter, r *http.Request) {
 	s.log.LogAttrs(r.Context(), level, "request",
 		slog.String("method", rt.method), slog.String("name", rt.name),
 		slog.Int("status", sw.status), slog.Duration("elapsed", time.Since(start)))
+	if hung {
+		// Close the connection without an answer (net/http neither logs nor
+		// answers a handler aborted so).
+		panic(http.ErrAbortHandler)
+	}
 }
 
+// StatusNoAnswer is the status under which Counters count the calls the hang
+// fault served and never answered.
+const StatusNoAnswer = 0
+
 // handleGoogle runs the stages every /v1 call goes through: injected
-// latency, authentication, injected errors, request validation, then the
-// method itself.
-func (s *Server) handleGoogle(w http.ResponseWriter, r *http.Request, rt *route) {
+// latency, authentication, injected faults, request validation, then the
+// method itself. It reports whether the call hung: it was served, its answer
+// dropped, and held until the client gave up.
+func (s *Server) handleGoogle(w http.ResponseWriter, r *http.Request, rt *route) (hung bool) {
 	cfg := s.settings.Load()
 	if d := s.faults.latency(rt.method); d > 0 {
 		sleep(r.Context(), d)
 	}
 	if err := authorize(r, cfg, rt.method); err != nil {
 		writeError(w, err)
-		return
+		return false
 	}
-	if err := s.faults.decide(rt.method); err != nil {
-		writeError(w, err)
-		return
+	v := s.faults.decide(rt.method)
+	if v.err != nil {
+		writeError(w, v.err)
+		return false
 	}
+	if v.hang {
+		s.serveMethod(&droppedAnswer{header: http.Header{}}, r, rt, cfg)
+		// Read what the method left of the body: net/http notices that the client
+		// went away (and ends r.Context()) only once the body is consumed.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxRequestBytes))
+		sleep(r.Context(), MaxHang)
+		return true
+	}
+	s.serveMethod(w, r, rt, cfg)
+	return false
+}
+
+// droppedAnswer is a ResponseWriter that drops the answer.
+type droppedAnswer struct{ header http.Header }
+
+func (d *droppedAnswer) Header() http.Header         { return d.header }
+func (d *droppedAnswer) Write(b []byte) (int, error) { return len(b), nil }
+func (d *droppedAnswer) WriteHeader(int)             {}
+
+// serveMethod validates the route and serves the method.
+func (s *Server) serveMethod(w http.ResponseWriter, r *http.Request, rt *route, cfg *settings) {
 	if rt.invalid != nil {
 		writeError(w, rt.invalid)
 		return
@@ -415,6 +450,8 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 		kind     string
 		duration time.Duration
 		response proto.Message
+		request  proto.Message // for the solve counters
+		labels   []string
 	)
 	switch rt.method {
 	case MethodOptimizeToursLongRunning:
@@ -429,6 +466,7 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 		if t := req.GetTimeout(); t != nil {
 			duration = t.AsDuration()
 		}
+		req.Parent, request, labels = rt.name, req, []string{req.GetLabel()}
 	case MethodBatchOptimizeTours:
 		req := &rpb.BatchOptimizeToursRequest{}
 		if aerr := decodeBody(body, req); aerr != nil {
@@ -438,6 +476,10 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 			return aerr
 		}
 		kind, duration, response = KindBatchOptimizeTours, cfg.batchDuration, &rpb.BatchOptimizeToursResponse{}
+		req.Parent, request = rt.name, req
+		for _, c := range req.GetModelConfigs() {
+			labels = append(labels, c.GetDisplayName())
+		}
 	case MethodOptimizeToursURI:
 		req := &rpb.OptimizeToursUriRequest{}
 		if aerr := decodeBody(body, req); aerr != nil {
@@ -448,6 +490,7 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 		}
 		kind, duration = KindOptimizeToursURI, cfg.longRunningDuration
 		response = &rpb.OptimizeToursUriResponse{Output: &rpb.Uri{Uri: req.GetOutput().GetUri()}}
+		req.Parent, request = rt.name, req
 	default:
 		return newError(codes.Internal, "no handler for %s", rt.method)
 	}
@@ -461,6 +504,7 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 	if aerr != nil {
 		return aerr
 	}
+	s.solves.add(rt.method, requestHash(request), labels)
 	op.mu.Lock()
 	b, err := op.render(wantEnumNumbers(r))
 	op.mu.Unlock()

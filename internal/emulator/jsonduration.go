@@ -103,6 +103,8 @@ type methodFaultJSON struct {
 	RetryDelay        jsonDuration `json:"retryDelay,omitzero"`
 	Latency           jsonDuration `json:"latency,omitzero"`
 	FailNext          int          `json:"failNext,omitempty"`
+	Hang              float64      `json:"hang,omitempty"`
+	HangNext          int          `json:"hangNext,omitempty"`
 }
 
 // MarshalJSON writes durations as strings.
@@ -112,6 +114,7 @@ func (f MethodFault) MarshalJSON() ([]byte, error) {
 		Internal: f.Internal, PermissionDenied: f.PermissionDenied,
 		Cancelled: f.Cancelled, RequestTimeout: f.RequestTimeout, NoStatus: f.NoStatus,
 		RetryDelay: jsonDuration(f.RetryDelay), Latency: jsonDuration(f.Latency), FailNext: f.FailNext,
+		Hang: f.Hang, HangNext: f.HangNext,
 	})
 }
 
@@ -126,6 +129,7 @@ func (f *MethodFault) UnmarshalJSON(b []byte) error {
 		Internal: j.Internal, PermissionDenied: j.PermissionDenied,
 		Cancelled: j.Cancelled, RequestTimeout: j.RequestTimeout, NoStatus: j.NoStatus,
 		RetryDelay: time.Duration(j.RetryDelay), Latency: time.Duration(j.Latency), FailNext: j.FailNext,
+		Hang: j.Hang, HangNext: j.HangNext,
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ type Server struct {
 	initial  Faults // restored by Reset
 	store    *store
 	counters *counters
+	solves   *solveCounters
 	calls    *callLog
 
 	idMu  sync.Mutex
@@ -66,6 +67,7 @@ func NewServer(opts Options) (*Server, error) {
 		initial:  opts.Faults.clone(),
 		store:    newStore(),
 		counters: newCounters(),
+		solves:   newSolveCounters(),
 		calls:    newCallLog(),
 	}
 	if s.clock == nil {
@@ -128,11 +130,12 @@ func (s *Server) Sweep() int {
 	return n
 }
 
-// Reset clears operations, counters and faults and restores the startup
-// configuration.
+// Reset clears operations, counters (solves included) and faults and
+// restores the startup configuration.
 func (s *Server) Reset() {
 	s.store.clear()
 	s.counters.reset()
+	s.solves.reset()
 	s.calls.reset()
 	s.faults.set(s.initial)
 	s.settings.Store(s.startup)
@@ -169,6 +172,9 @@ func (s *Server) Counters() Counters { return s.counters.snapshot() }
 
 // Calls returns the /v1 calls per second of the emulator's clock, by method.
 func (s *Server) Calls() CallHistogram { return s.calls.snapshot() }
+
+// Solves returns a snapshot of the solves the submit methods started.
+func (s *Server) Solves() SolveCounters { return s.solves.snapshot() }
 
 // newID returns a fresh operation ID: a decimal number, like the IDs
 // Google's LRO services hand out.

@@ -19,6 +19,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/budget"
 	"github.com/routeopt/routeopt-operator/internal/metrics"
 	"github.com/routeopt/routeopt-operator/internal/testenv"
 )
@@ -27,6 +28,8 @@ type fakeBudget struct{}
 
 func (fakeBudget) Rate() float64 { return 5 }
 func (fakeBudget) Waiting() int  { return 0 }
+
+func (fakeBudget) WaitingFor(budget.Priority) int { return 0 }
 
 var (
 	registerOnce sync.Once

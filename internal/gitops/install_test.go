@@ -170,6 +170,57 @@ func TestDefaultKustomizeDryRunServer(t *testing.T) {
 	}
 }
 
+// TestOverlaysDryRunServer sends every overlay in config/overlays, and with them the components
+// they use, to the real API server as a server-side dry run, the way
+// TestDefaultKustomizeDryRunServer does config/default. A new overlay is checked by being there.
+func TestOverlaysDryRunServer(t *testing.T) {
+	kc := controlPlane(t)
+	ensureInstallNamespace(t, kc)
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "overlays", "*", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found %d overlays in config/overlays, want namespaced and sharded at least", len(files))
+	}
+	for _, f := range files {
+		dir := filepath.ToSlash(filepath.Join("config", "overlays", filepath.Base(filepath.Dir(f))))
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			// The namespaces the overlay puts objects in without creating them must exist.
+			objs := testenv.DecodeManifests(t, render(t, dir))
+			created := map[string]bool{}
+			for _, o := range objs {
+				if o.GetKind() == "Namespace" {
+					created[o.GetName()] = true
+				}
+			}
+			var want []string
+			for _, o := range objs {
+				if ns := o.GetNamespace(); ns != "" && !created[ns] {
+					if _, _, err := kubectl(t, kc, "get", "namespace", ns); err != nil {
+						mustKubectl(t, kc, "create", "namespace", ns)
+					}
+				}
+				want = append(want, strings.ToLower(o.GetKind())+"."+o.GroupVersionKind().Group+"/"+o.GetName())
+			}
+			out, stderr, err := kubectl(t, kc, "apply", "-k", dir, "--dry-run=server")
+			t.Logf("kubectl apply -k %s --dry-run=server:\n%s%s", dir, out, stderr)
+			if err != nil {
+				t.Fatalf("kubectl apply -k %s --dry-run=server: %v", dir, err)
+			}
+			if w := warnings(stderr, lastApplied); len(w) > 0 {
+				t.Errorf("the API server warned: %v", w)
+			}
+			for _, w := range want {
+				// kubectl names core objects without a group: service/x, not service./x.
+				if !strings.Contains(out, strings.Replace(w, "./", "/", 1)) {
+					t.Errorf("the dry run did not include %s", w)
+				}
+			}
+		})
+	}
+}
+
 // TestManagerPodIsRestricted creates the manager's Pod, from the Deployment's template, as a
 // server-side dry run in the namespace that enforces the restricted Pod Security level: a pod
 // cannot run here, but admission decides as it would in a cluster.

@@ -371,12 +371,18 @@ func (r *runner) scrape(inst *installation) string {
 	if r.m.metricsURL == "" {
 		return ""
 	}
+	_, broke := r.scrapeBody(inst)
+	return broke
+}
+
+// scrapeBody is scrape that also returns what the endpoint served.
+func (r *runner) scrapeBody(inst *installation) (body, broke string) {
+	r.t.Helper()
 	token := scraperToken(r.t, r.c, inst)
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the manager's self-signed certificate
 	}}
 	var code int
-	var body string
 	if b := r.wait("a scrape of "+r.m.metricsURL, func() (bool, string, string) {
 		req, err := http.NewRequest(http.MethodGet, r.m.metricsURL, nil)
 		if err != nil {
@@ -392,12 +398,12 @@ func (r *runner) scrape(inst *installation) string {
 		code, body = resp.StatusCode, string(data)
 		return true, "", ""
 	}); b != "" {
-		return b
+		return "", b
 	}
 	if code != http.StatusOK || !strings.Contains(body, "routeopt_") {
-		return fmt.Sprintf("the metrics endpoint answered HTTP %d: %s", code, shorten(strings.TrimSpace(body), 300))
+		return "", fmt.Sprintf("the metrics endpoint answered HTTP %d: %s", code, shorten(strings.TrimSpace(body), 300))
 	}
-	return ""
+	return body, ""
 }
 
 // scraperToken returns a token of a ServiceAccount bound to the installation's metrics-reader

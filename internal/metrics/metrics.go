@@ -11,6 +11,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/budget"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
@@ -49,6 +50,20 @@ var (
 		Help: "Tracked operations divided by 80 % of the API budget's rate: the shortest interval at which every running operation can be read. Above --max-poll-interval the budget is saturated and reads come this far apart.",
 	})
 
+	// UnselectedOperations is how many resources carry a shard label that no known shard
+	// selects (internal/shard); set only by the leader of a manager given --known-shards.
+	UnselectedOperations = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "routeopt_unselected_operations",
+		Help: "OptimizationOperations whose ops.routeopt.dev/shard label names no shard of --known-shards: no manager tracks them. Counted every minute by the leader of the manager given --known-shards; 0 elsewhere.",
+	})
+
+	// CancelTokenWait is how long a cancel waited for the budget.
+	CancelTokenWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "routeopt_cancel_token_wait_seconds",
+		Help:    "Seconds from the operator acting on spec.cancel to its first attempt getting a token of the shared API budget.",
+		Buckets: []float64{0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300},
+	})
+
 	// BudgetDeferred counts calls that the shared budget postponed.
 	BudgetDeferred = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routeopt_api_budget_deferred_total",
@@ -70,6 +85,7 @@ func ObserveRemote(method string, err error, elapsed time.Duration) {
 type BudgetView interface {
 	Rate() float64
 	Waiting() int
+	WaitingFor(budget.Priority) int
 }
 
 // States are the values of the Succeeded condition's reason, the state label of
@@ -122,19 +138,36 @@ func State(o *opsv1.OptimizationOperation) string {
 
 // Register adds the metrics to controller-runtime's registry. reader is the manager's cached
 // client; budget feeds the budget gauges.
-func Register(reader client.Reader, budget BudgetView) {
+func Register(reader client.Reader, b BudgetView) {
 	crmetrics.Registry.MustRegister(
-		RemoteRequests, RemoteDuration, CancelLatency, PollLag, PollFairShare, BudgetDeferred,
+		RemoteRequests, RemoteDuration, CancelLatency, CancelTokenWait, PollLag, PollFairShare, BudgetDeferred, UnselectedOperations,
 		&stateCollector{reader: reader, desc: prometheus.NewDesc(
 			"routeopt_operations", "OptimizationOperations by state (the Succeeded condition's reason).",
 			[]string{"state"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "routeopt_api_budget_qps",
 			Help: "Current rate of the shared API budget in calls a second; below --api-qps after RESOURCE_EXHAUSTED.",
-		}, budget.Rate),
+		}, b.Rate),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "routeopt_api_budget_waiting",
 			Help: "Resources waiting for a token of the shared API budget.",
-		}, func() float64 { return float64(budget.Waiting()) }),
+		}, func() float64 { return float64(b.Waiting()) }),
+		&queueCollector{budget: b, desc: prometheus.NewDesc(
+			"routeopt_api_budget_queue", "Resources waiting for a token of the shared API budget, by priority: urgent (cancels and the reads that confirm them), first (operations never read), poll.",
+			[]string{"priority"}, nil)},
 	)
+}
+
+// queueCollector reports the budget's waiting callers by class at scrape time.
+type queueCollector struct {
+	budget BudgetView
+	desc   *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range budget.Priorities {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(c.budget.WaitingFor(p)), p.String())
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	lroauto "cloud.google.com/go/longrunning/autogen"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	routeoptimization "cloud.google.com/go/maps/routeoptimization/apiv1"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/option"
@@ -46,7 +47,7 @@ type Config struct {
 	EmulatorHost string
 	// QuotaProject is sent as x-goog-user-project (needed with user ADC credentials).
 	QuotaProject string
-	// Timeout bounds each call (Get, Cancel) through its context, and each token request.
+	// Timeout bounds each call (Get, Cancel, Submit) through its context, and each token request.
 	Timeout time.Duration
 	// UserAgent identifies the operator to the API.
 	UserAgent string
@@ -93,14 +94,16 @@ type Factory struct {
 	metrics Observer
 	trusted trustedTokenURIs
 
-	mu      sync.Mutex
-	clients map[string]*list.Element
-	lru     *list.List
+	mu    sync.Mutex
+	cache map[string]*list.Element
+	lru   *list.List
 }
 
+// cached is the clients of one credential: Operations and Submitter share one *http.Client.
 type cached struct {
 	key string
 	ops Operations
+	sub Submitter
 }
 
 // Observer receives one record per remote request (for metrics).
@@ -115,7 +118,7 @@ func NewFactory(base context.Context, cfg Config, obs Observer) *Factory {
 		cfg.Timeout = 15 * time.Second
 	}
 	return &Factory{cfg: cfg, base: base, metrics: obs, trusted: newTrustedTokenURIs(cfg.TrustedTokenURIs),
-		clients: map[string]*list.Element{}, lru: list.New()}
+		cache: map[string]*list.Element{}, lru: list.New()}
 }
 
 // Endpoint is where calls go, for logs.
@@ -129,34 +132,54 @@ func (f *Factory) Endpoint() string {
 // For returns the client for creds, building it on first use. Errors loading credentials are
 // *policy.CredentialsError.
 func (f *Factory) For(creds Credentials) (Operations, error) {
+	c, err := f.clients(creds)
+	if err != nil {
+		return nil, err
+	}
+	return c.ops, nil
+}
+
+// SubmitterFor returns the Submitter for creds: the same credentials, HTTP client, cache entry
+// and errors as For(creds).
+func (f *Factory) SubmitterFor(creds Credentials) (Submitter, error) {
+	c, err := f.clients(creds)
+	if err != nil {
+		return nil, err
+	}
+	return c.sub, nil
+}
+
+func (f *Factory) clients(creds Credentials) (*cached, error) {
 	key := creds.key()
 	if f.cfg.EmulatorHost != "" {
 		key = "emulator" // credentials are ignored by the emulator convention
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if el, ok := f.clients[key]; ok {
+	if el, ok := f.cache[key]; ok {
 		f.lru.MoveToFront(el)
-		return el.Value.(*cached).ops, nil
+		return el.Value.(*cached), nil
 	}
-	ops, err := f.build(creds)
+	c, err := f.build(creds)
 	if err != nil {
 		return nil, err
 	}
+	c.key = key
 	if f.metrics != nil {
-		ops = &observed{next: ops, obs: f.metrics}
+		c.ops = &observed{next: c.ops, obs: f.metrics}
+		c.sub = &observedSubmitter{next: c.sub, obs: f.metrics}
 	}
-	f.clients[key] = f.lru.PushFront(&cached{key: key, ops: ops})
+	f.cache[key] = f.lru.PushFront(c)
 	if f.lru.Len() > maxCachedClients {
 		// Not closed: a reconcile may still hold it (Close would break its next call). The
 		// garbage collector reclaims it and its idle connections once nobody does.
 		oldest := f.lru.Remove(f.lru.Back()).(*cached)
-		delete(f.clients, oldest.key)
+		delete(f.cache, oldest.key)
 	}
-	return ops, nil
+	return c, nil
 }
 
-func (f *Factory) build(creds Credentials) (Operations, error) {
+func (f *Factory) build(creds Credentials) (*cached, error) {
 	opts := []option.ClientOption{option.WithUserAgent(f.cfg.UserAgent)}
 	if f.cfg.EmulatorHost != "" {
 		opts = append(opts, option.WithEndpoint("http://"+f.cfg.EmulatorHost), option.WithoutAuthentication())
@@ -172,9 +195,9 @@ func (f *Factory) build(creds Credentials) (Operations, error) {
 			opts = append(opts, option.WithQuotaProject(f.cfg.QuotaProject))
 		}
 	}
-	// One *http.Client serves both the official client (Cancel) and getter (Get), built with
-	// the options the official client would have used, so both send the same credentials and
-	// headers over the same connections.
+	// One *http.Client serves the official clients (Cancel; the submits) and getter (Get),
+	// built with the options the official LRO client would have used, so all send the same
+	// credentials and headers over the same connections.
 	hc, endpoint, err := htransport.NewClient(f.base, append(officialClientDefaults(), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("create the HTTP client for %s: %w", f.Endpoint(), err)
@@ -184,7 +207,15 @@ func (f *Factory) build(creds Credentials) (Operations, error) {
 		return nil, fmt.Errorf("create operations client for %s: %w", f.Endpoint(), err)
 	}
 	noRetry(client)
-	return &lroOperations{c: client, get: &getter{hc: hc, endpoint: endpoint}, timeout: f.cfg.Timeout}, nil
+	ro, err := routeoptimization.NewRESTClient(f.base, option.WithEndpoint(endpoint), option.WithHTTPClient(hc))
+	if err != nil {
+		return nil, fmt.Errorf("create route optimization client for %s: %w", f.Endpoint(), err)
+	}
+	noSubmitRetry(ro)
+	return &cached{
+		ops: &lroOperations{c: client, get: &getter{hc: hc, endpoint: endpoint}, timeout: f.cfg.Timeout},
+		sub: &submitter{c: ro, timeout: f.cfg.Timeout},
+	}, nil
 }
 
 // officialClientDefaults are the options lroauto.NewOperationsRESTClient puts before its

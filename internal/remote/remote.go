@@ -1,7 +1,7 @@
-// Package remote talks to the Route Optimization operations API with the transport, credentials
-// and error types of Google's official long-running operations REST client. The reconciler
-// sees only the small Operations interface; how endpoints, credentials and clients are chosen
-// stays here.
+// Package remote talks to the Route Optimization API with the transport, credentials and error
+// types of Google's official REST clients (long-running operations, and routeoptimization for
+// the submits). The reconciler sees only the small Operations and Submitter interfaces; how
+// endpoints, credentials and clients are chosen stays here.
 package remote
 
 import (

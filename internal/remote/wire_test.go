@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/routeopt/routeopt-operator/internal/emulator"
+	"github.com/routeopt/routeopt-operator/internal/submit"
 )
 
 // headerLog records the headers of the Google-facing requests that reach the emulator.
@@ -41,8 +42,8 @@ func (l *headerLog) last(t *testing.T) http.Header {
 }
 
 // TestRequestHeadersOnTheWire runs the real credential flows (ADC from a key file, and a key
-// from a Secret) against the emulator's token endpoint, and checks what each request, Get and
-// Cancel, carries: the identity's token, the operator's User-Agent, and x-goog-user-project
+// from a Secret) against the emulator's token endpoint, and checks what each request, Get,
+// Cancel and Submit, carries: the identity's token, the operator's User-Agent, and x-goog-user-project
 // only for the operator's own identity.
 func TestRequestHeadersOnTheWire(t *testing.T) {
 	const (
@@ -95,12 +96,20 @@ func TestRequestHeadersOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			sub, err := f.SubmitterFor(tc.creds)
+			if err != nil {
+				t.Fatal(err)
+			}
 			calls := []struct {
 				method string
 				call   func() error
 			}{
 				{"Get", func() error { _, err := ops.Get(ctx, name); return err }},
 				{"Cancel", func() error { return ops.Cancel(ctx, name) }},
+				{"Submit", func() error {
+					_, err := sub.Submit(ctx, built(t, submit.MethodOptimizeToursURI).Message)
+					return err
+				}},
 			}
 			for _, c := range calls {
 				if err := c.call(); err != nil {
