@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/internal/policy"
@@ -25,10 +26,7 @@ func (r *OptimizationOperationReconciler) recordTransitions(orig, obj *opsv1.Opt
 		if now == nil || (was != nil && was.Reason == now.Reason && was.Status == now.Status) {
 			continue
 		}
-		if was == nil && now.Reason == opsv1.ReasonPending {
-			// Every resource starts Pending: an event for it says nothing, and at 10,000
-			// resources created together it is 10,000 writes and as many events held in the
-			// recorder's memory.
+		if quietStart(was, now) {
 			continue
 		}
 		if typ == opsv1.ConditionReady {
@@ -42,6 +40,15 @@ func (r *OptimizationOperationReconciler) recordTransitions(orig, obj *opsv1.Opt
 		}
 		r.event(obj, eventType, now.Reason, "Observe", "%s", now.Message)
 	}
+}
+
+// quietStart reports whether a change is only a resource starting as expected: Pending, then
+// Running once its operation is first read. Events for those say nothing a person acts on, and
+// at 10,000 resources created together they would be 20,000 writes to the API server and as
+// many events held in the recorder's memory for minutes (it keeps each to spot repeats).
+func quietStart(was, now *metav1.Condition) bool {
+	return (was == nil || was.Reason == opsv1.ReasonPending) &&
+		(now.Reason == opsv1.ReasonPending || now.Reason == opsv1.ReasonRunning)
 }
 
 func (r *OptimizationOperationReconciler) event(obj *opsv1.OptimizationOperation, eventType, reason, action, note string, args ...any) {
