@@ -58,6 +58,7 @@ type options struct {
 	managerArgs    string
 	managerLog     string
 	managerMemLim  string
+	managerGOGC    string
 	managerLater   bool
 	scheduleTrials int
 	scheduleOnly   bool
@@ -81,6 +82,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.settle, "settle", 5*time.Second, "time to keep watching after the last cancel, for the writes that follow it")
 	flag.StringVar(&o.managerMemLim, "manager-gomemlimit", "64MiB",
 		"GOMEMLIMIT of the manager: config/manager sets it to the container's memory request, 64Mi (empty: none)")
+	flag.StringVar(&o.managerGOGC, "manager-gogc", "50", "GOGC of the manager, as config/manager sets it (empty: Go's default, 100)")
 	flag.StringVar(&o.managerArgs, "manager-args", "",
 		"extra manager flags, space separated, after the benchmark's own (a repeated flag's last value wins), e.g. '--api-qps=50 --api-burst=20'")
 	flag.StringVar(&o.managerLog, "manager-log", "", "keep the manager's log in this file (default: a temporary file, removed at exit)")
@@ -407,7 +409,7 @@ func (b *bench) printHeader() {
 		fmt.Fprintf(w, "              (read-timeout %s and timeout %s in effect)\n", b.o.readTimeout, b.o.timeout)
 	}
 	fmt.Fprintf(w, "manager args: %s\n", strings.Join(append(b.fixedManagerArgs("<metrics>", "<probe>", "<ns>"), b.managerArgs()...), " "))
-	fmt.Fprintf(w, "manager env:  GOMEMLIMIT=%s\n", b.o.managerMemLim)
+	fmt.Fprintf(w, "manager env:  GOMEMLIMIT=%s GOGC=%s\n", b.o.managerMemLim, b.o.managerGOGC)
 	fmt.Fprintf(w, "budget:       --api-qps %g --api-burst %d\n", b.qps, b.burst)
 	fmt.Fprintln(w)
 }
@@ -607,6 +609,9 @@ func (b *bench) startManager(ctx context.Context, manager, kubeconfig string) er
 		"ROUTEOPTIMIZATION_EMULATOR_HOST="+strings.TrimPrefix(b.emuURL, "http://"))
 	if b.o.managerMemLim != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+b.o.managerMemLim)
+	}
+	if b.o.managerGOGC != "" {
+		cmd.Env = append(cmd.Env, "GOGC="+b.o.managerGOGC)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group keeps a terminal's Ctrl-C for this program, which then stops the
