@@ -879,6 +879,7 @@ func (b *bench) sentLatencies(ctx context.Context, patched map[string]time.Time)
 // memSample is the manager's memory at one moment.
 type memSample struct {
 	rss, hwm            float64 // bytes, from /proc/<pid>/status
+	anon, file          float64 // the RSS in anonymous memory and in pages of mapped files (the binary)
 	heapInuse, heapLive float64 // go_memstats_heap_inuse_bytes, go_memstats_heap_alloc_bytes
 	goroutines          float64
 	err                 error
@@ -906,6 +907,10 @@ func (b *bench) memory(ctx context.Context) memSample {
 			m.rss = kb * 1024
 		case "VmHWM":
 			m.hwm = kb * 1024
+		case "RssAnon":
+			m.anon = kb * 1024
+		case "RssFile":
+			m.file = kb * 1024
 		}
 	}
 	metrics, err := b.scrape(ctx)

@@ -178,8 +178,8 @@ func printManagerEnd(w io.Writer, r *report) {
 }
 
 func (m memSample) String() string {
-	return fmt.Sprintf("RSS %s (peak %s), Go heap in use %s, heap live %s, %0.f goroutines%s",
-		mib(m.rss), mib(m.hwm), mib(m.heapInuse), mib(m.heapLive), m.goroutines, errNote(m.err))
+	return fmt.Sprintf("RSS %s (peak %s; anonymous %s, the binary's mapped pages %s), Go heap in use %s, heap live %s, %0.f goroutines%s",
+		mib(m.rss), mib(m.hwm), mib(m.anon), mib(m.file), mib(m.heapInuse), mib(m.heapLive), m.goroutines, errNote(m.err))
 }
 
 func errNote(err error) string {
