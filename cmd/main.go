@@ -112,6 +112,9 @@ func parseFlags() (config, zap.Options) {
 	flag.BoolVar(&c.opts.CredentialsFromSecrets, "credentials-from-secrets", c.opts.CredentialsFromSecrets,
 		"Allow spec.credentialsSecretRef: keys from Secrets labelled "+controllers.CredentialsLabel+"=true in the resource's namespace. "+
 			"With false the operator reads no Secrets (and needs no access to them): every call uses its own identity.")
+	flag.IntVar(&c.opts.MaxSubmitsPerMinute, "max-submits-per-minute", c.opts.MaxSubmitsPerMinute,
+		"Most requests of spec.submit (BatchOptimizeTours, OptimizeToursLongRunning, OptimizeToursUri) sent in any minute, on top of --api-qps; "+
+			"resources beyond it wait their turn. The API's default quota is 60 a minute per project for each of OptimizeTours and BatchOptimizeTours.")
 	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0",
 		"The address Go's pprof endpoints bind to, for memory and CPU profiles; 0 (the default) disables them.")
 	zapOpts := zap.Options{Development: false}
@@ -162,6 +165,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--min-poll-interval must be positive, got %s", c.opts.Poll.Min)
 	case c.opts.Poll.Max < c.opts.Poll.Min:
 		return fmt.Errorf("--max-poll-interval (%s) must not be below --min-poll-interval (%s)", c.opts.Poll.Max, c.opts.Poll.Min)
+	case c.opts.MaxSubmitsPerMinute < 1:
+		return fmt.Errorf("--max-submits-per-minute must be at least 1, got %d", c.opts.MaxSubmitsPerMinute)
 	case c.opts.MaxConcurrentReconciles < 0:
 		return fmt.Errorf("--max-concurrent-reconciles must not be negative, got %d", c.opts.MaxConcurrentReconciles)
 	// Zero would fail every call (the timeout) or requeue in a hot loop (the recheck).
@@ -278,7 +283,8 @@ func run(c config) error {
 	}
 
 	setupLog.Info("starting manager", "version", version, "endpoint", factory.Endpoint(),
-		"apiQPS", c.apiQPS, "apiBurst", c.apiBurst, "workers", c.opts.MaxConcurrentReconciles, "watchNamespaces", c.watchNamespaces)
+		"apiQPS", c.apiQPS, "apiBurst", c.apiBurst, "maxSubmitsPerMinute", c.opts.MaxSubmitsPerMinute,
+		"workers", c.opts.MaxConcurrentReconciles, "watchNamespaces", c.watchNamespaces)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -22,6 +22,7 @@ func TestValidate(t *testing.T) {
 		{name: "zero burst", mutate: func(c *config) { c.apiBurst = 0 }, wantErr: "--api-burst"},
 		{name: "zero min poll", mutate: func(c *config) { c.opts.Poll.Min = 0 }, wantErr: "--min-poll-interval"},
 		{name: "max below min", mutate: func(c *config) { c.opts.Poll.Max = c.opts.Poll.Min / 2 }, wantErr: "--max-poll-interval"},
+		{name: "no submits", mutate: func(c *config) { c.opts.MaxSubmitsPerMinute = 0 }, wantErr: "--max-submits-per-minute"},
 		{name: "negative workers", mutate: func(c *config) { c.opts.MaxConcurrentReconciles = -1 }, wantErr: "--max-concurrent-reconciles"},
 		{name: "workers sized from the budget", mutate: func(c *config) { c.opts.MaxConcurrentReconciles = 0 }},
 		{name: "zero request timeout", mutate: func(c *config) { c.requestTimeout = 0 }, wantErr: "--request-timeout"},

@@ -16,6 +16,7 @@ var warningReasons = map[string]bool{
 	opsv1.ReasonFailed: true, opsv1.ReasonNotFound: true, opsv1.ReasonAuthFailed: true,
 	opsv1.ReasonRequestRejected: true, opsv1.ReasonRemoteUnavailable: true,
 	opsv1.ReasonCancelUnsupported: true, opsv1.ReasonInvalidSpec: true,
+	opsv1.ReasonInvalidRequest: true, opsv1.ReasonSubmitUncertain: true,
 }
 
 // recordTransitions emits one event for each change of the Succeeded or Ready reason.
@@ -43,12 +44,20 @@ func (r *OptimizationOperationReconciler) recordTransitions(orig, obj *opsv1.Opt
 }
 
 // quietStart reports whether a change is only a resource starting as expected: Pending, then
-// Running once its operation is first read. Events for those say nothing a person acts on, and
-// at 10,000 resources created together they would be 20,000 writes to the API server and as
-// many events held in the recorder's memory for minutes (it keeps each to spot repeats).
+// Running once its operation is first read; for a resource that starts its own solve,
+// Submitting first (the Submitted event tells the server's answer). Events for those say
+// nothing a person acts on, and at 10,000 resources created together they would be 20,000
+// writes to the API server and as many events held in the recorder's memory for minutes (it
+// keeps each to spot repeats).
 func quietStart(was, now *metav1.Condition) bool {
-	return (was == nil || was.Reason == opsv1.ReasonPending) &&
-		(now.Reason == opsv1.ReasonPending || now.Reason == opsv1.ReasonRunning)
+	starting := was == nil || was.Reason == opsv1.ReasonPending || was.Reason == opsv1.ReasonSubmitting
+	switch now.Reason {
+	case opsv1.ReasonPending, opsv1.ReasonRunning:
+		return starting
+	case opsv1.ReasonSubmitting:
+		return was == nil || was.Reason == opsv1.ReasonPending
+	}
+	return false
 }
 
 func (r *OptimizationOperationReconciler) event(obj *opsv1.OptimizationOperation, eventType, reason, action, note string, args ...any) {

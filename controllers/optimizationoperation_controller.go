@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -40,6 +41,7 @@ const finalWriteTimeout = 5 * time.Second
 // ClientSource hands out API clients per credential.
 type ClientSource interface {
 	For(creds remote.Credentials) (remote.Operations, error)
+	SubmitterFor(creds remote.Credentials) (remote.Submitter, error)
 }
 
 // Options are the reconciler's tunables, set from the manager's flags.
@@ -60,6 +62,12 @@ type Options struct {
 	// CredentialsFromSecrets allows spec.credentialsSecretRef. Off, the operator reads no
 	// Secret and needs no access to Secrets: every call uses its own identity.
 	CredentialsFromSecrets bool
+	// MaxSubmitsPerMinute caps the requests of spec.submit sent in any minute
+	// (--max-submits-per-minute), on top of the call budget; 0 sets no cap.
+	MaxSubmitsPerMinute int
+	// SubmitWindow is the window of that cap, a minute when zero. Tests shorten it to see the
+	// cap at work within seconds.
+	SubmitWindow time.Duration
 }
 
 // MaxAutoWorkers caps WorkersFor: past it, an installation is better served by shards.
@@ -83,6 +91,8 @@ var DefaultOptions = Options{
 	CredentialsRecheck:      10 * time.Second,
 	MaxConcurrentReconciles: 0, // the manager sizes it with WorkersFor; unsized, 4
 	CredentialsFromSecrets:  true,
+	// The default quota of BatchOptimizeTours and OptimizeTours: 60 requests a minute per project.
+	MaxSubmitsPerMinute: 60,
 }
 
 // OptimizationOperationReconciler tracks remote operations and sends the cancels users ask for.
@@ -100,6 +110,8 @@ type OptimizationOperationReconciler struct {
 	Rand func() float64
 
 	tracker *tracker
+	// submits keeps the requests of spec.submit within MaxSubmitsPerMinute (nil: no cap).
+	submits *submitCap
 	// saturated is whether the budget could not keep --max-poll-interval when last asked.
 	saturated atomic.Bool
 }
@@ -107,6 +119,7 @@ type OptimizationOperationReconciler struct {
 // +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile fetches the resource, runs the ordered steps, and writes status once at the end,
@@ -119,10 +132,11 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if mayCancel(obj) {
-		// Whether to send a cancel is decided on the stored record, never on a cache that
-		// may lag this process's writes or another process's: sending twice, or writing
-		// over an answer, are exactly the mistakes a lagging copy invites.
+	if mayCancel(obj) || maySubmit(obj) {
+		// Whether to send a cancel or a submit is decided on the stored record, never on a
+		// cache that may lag this process's writes or another process's: sending twice, or
+		// writing over an answer, are exactly the mistakes a lagging copy invites. For a
+		// submit, twice means a second solve, billed, that no name will ever point to.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				r.forget(req.String())
@@ -131,24 +145,23 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		}
 		if r.Options.Selector != nil && !r.Options.Selector.Matches(labels.Set(obj.Labels)) {
 			// Relabelled to another shard since the cache saw it: that shard's manager now
-			// owns the cancel, and both sending it would send it twice.
+			// owns the cancel or the submit, and both sending it would send it twice.
 			r.forget(req.String())
 			return ctrl.Result{}, nil
 		}
 	}
 	state := r.tracker.get(keyOf(obj), obj.UID)
-	log := logf.FromContext(ctx).WithValues("operation", obj.Spec.OperationName)
-	ctx = logf.IntoContext(ctx, log)
-
-	if !obj.DeletionTimestamp.IsZero() {
-		state.restoreCancel(&obj.Status)
-		return r.reconcileDelete(ctx, obj, state)
-	}
 
 	// orig is what the server holds; an answer this process received but could not store yet
-	// is added after it, so that this reconcile's write carries it.
+	// (a cancel's, or a submit's and the operation name it brought) is added after it, so that
+	// this reconcile's write carries it.
 	orig := obj.DeepCopy()
 	state.restoreCancel(&obj.Status)
+	state.restoreSubmit(&obj.Status)
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("operation", policy.TrackedName(obj)))
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, obj, state)
+	}
 	if patched, err := r.reconcileFinalizer(ctx, obj); err != nil || patched {
 		// The finalizer patch comes back as a watch event at once; working on now would
 		// race the cache, which may not hold this reconcile's status writes yet.
@@ -188,11 +201,11 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		r.reconcileDone(obj)
 		return ctrl.Result{}, nil
 	}
-	if obj.Spec.Submit != nil && obj.Status.OperationName == "" {
-		policy.SetConditions(obj, policy.Problem{Reason: opsv1.ReasonInvalidSpec,
-			Message: "spec.submit is not handled by this version of the operator: nothing was sent; track an operation started elsewhere with spec.operationName"})
-		obj.Status.ObservedGeneration = obj.Generation
-		return ctrl.Result{}, nil
+	if obj.Spec.Submit != nil {
+		res, track, err := r.reconcileSubmit(ctx, obj, orig, state)
+		if !track || err != nil {
+			return res, err
+		}
 	}
 	res, err := r.reconcileRemote(ctx, obj, state)
 	// When workers are busy, the queue hands out ready resources by this priority: the
@@ -235,12 +248,26 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 		r.Rand = rand.Float64
 	}
 	r.tracker = newTracker()
+	if n := r.Options.MaxSubmitsPerMinute; n > 0 {
+		window := r.Options.SubmitWindow
+		if window <= 0 {
+			window = time.Minute
+		}
+		r.submits = newSubmitCap(n, window, r.Now)
+	}
 	workers := r.Options.MaxConcurrentReconciles
 	if workers == 0 {
 		workers = 4
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &opsv1.OptimizationOperation{}, configMapIndex, configMapOf); err != nil {
+		return fmt.Errorf("index OptimizationOperations by ConfigMap: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&opsv1.OptimizationOperation{}, builder.WithPredicates(specOrDeletionChanged())).
+		// A request read from a ConfigMap that is missing or invalid waits for the ConfigMap to
+		// change, and is sent the moment it does. Only metadata is cached: the request itself is
+		// read uncached just before it is sent, and models can be close to a MiB each.
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.waitingOn)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("optimizationoperation").
 		Complete(r)
@@ -251,6 +278,8 @@ func specOrDeletionChanged() predicate.Predicate {
 		o, n := e.ObjectOld, e.ObjectNew
 		return o.GetGeneration() != n.GetGeneration() ||
 			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
-			len(o.GetFinalizers()) != len(n.GetFinalizers())
+			len(o.GetFinalizers()) != len(n.GetFinalizers()) ||
+			// The approval of another attempt after SubmitUncertain: metadata, not spec.
+			o.GetAnnotations()[opsv1.AnnotationResubmit] != n.GetAnnotations()[opsv1.AnnotationResubmit]
 	}}
 }

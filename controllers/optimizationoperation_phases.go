@@ -20,6 +20,7 @@ import (
 	"github.com/routeopt/routeopt-operator/internal/metrics"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 	"github.com/routeopt/routeopt-operator/internal/remote"
+	"github.com/routeopt/routeopt-operator/internal/submit"
 )
 
 // cancelPending reports whether a cancel is asked for and the server has not answered it yet.
@@ -38,6 +39,7 @@ func mayCancel(obj *opsv1.OptimizationOperation) bool {
 func (r *OptimizationOperationReconciler) forget(key string) {
 	r.tracker.forget(key)
 	r.Budget.Forget(key)
+	r.submits.forget(key)
 }
 
 // followCancelFor is how long after an accepted cancel the reads that confirm it share the
@@ -69,9 +71,19 @@ func acceptedAt(obj *opsv1.OptimizationOperation) *time.Time {
 // needsCancelOnDelete reports whether deleting obj now must first send a cancel: the policy
 // asks for it, or a cancel the user asked for has not been answered yet (deleting the resource
 // must not silently drop it).
+//
+// A resource that starts its own solve has nothing to cancel before an operation name is
+// known. With deletionPolicy Cancel it still holds the finalizer while a request may yet be
+// sent: a deletion that comes while a submit is in flight then waits for its answer, and
+// cancels the operation it started.
 func needsCancelOnDelete(obj *opsv1.OptimizationOperation) bool {
-	return !obj.Status.Done && !cancelAnswered(obj) &&
-		(obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel || obj.Spec.Cancel)
+	if obj.Status.Done || cancelAnswered(obj) {
+		return false
+	}
+	if policy.Submitting(obj) {
+		return obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel && !obj.Spec.Cancel
+	}
+	return obj.Spec.DeletionPolicy == opsv1.DeletionPolicyCancel || obj.Spec.Cancel
 }
 
 // reconcileFinalizer keeps the finalizer exactly while deletion would have to send a cancel.
@@ -103,7 +115,14 @@ func (r *OptimizationOperationReconciler) reconcileDelete(ctx context.Context, o
 		r.forget(keyOf(obj))
 		return ctrl.Result{}, nil
 	}
-	if needsCancelOnDelete(obj) {
+	switch {
+	case needsCancelOnDelete(obj) && policy.Submitting(obj):
+		// Deleted before an operation name was known: nothing to cancel, and nothing is sent.
+		if submit.Decide(obj) == submit.StepUncertain {
+			r.event(obj, corev1.EventTypeWarning, "CancelOnDeleteFailed", "Delete",
+				"Deleted without cancelling: the request of spec.submit may have started a solve (SubmitUncertain), and the operator never learned its name, so it cannot cancel it")
+		}
+	case needsCancelOnDelete(obj):
 		if res, retry := r.cancelOnDelete(ctx, obj, state); retry {
 			return res, nil
 		}
@@ -146,7 +165,7 @@ func cancelAnswered(obj *opsv1.OptimizationOperation) bool {
 // cancelOnDelete sends one cancel. retry is true when it failed transiently and the deletion
 // timeout has not passed yet.
 func (r *OptimizationOperationReconciler) cancelOnDelete(ctx context.Context, obj *opsv1.OptimizationOperation, state *pollState) (res ctrl.Result, retry bool) {
-	name := obj.Spec.OperationName
+	name := policy.TrackedName(obj)
 	inTime := r.Now().Sub(obj.DeletionTimestamp.Time) < r.Options.DeletionCancelTimeout
 	ops, err := r.opsFor(ctx, obj)
 	if credsErr := (*policy.CredentialsError)(nil); errors.As(err, &credsErr) && state.lastWorking != nil {
@@ -218,7 +237,7 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		state.seenGeneration = obj.Generation
 		policy.SetConditions(obj, policy.Problem{Reason: opsv1.ReasonInvalidSpec, Message: policy.Truncate(fmt.Sprintf(
 			"Nothing is sent for operation %s: spec.pollInterval cannot be used: %v; set a Go duration of at most 24h, or remove it",
-			obj.Spec.OperationName, err))})
+			policy.TrackedName(obj), err))})
 		obj.Status.ObservedGeneration = obj.Generation
 		return ctrl.Result{}, nil
 	}
@@ -302,7 +321,7 @@ func (r *OptimizationOperationReconciler) confirmPaid() int { return min(2, r.Bu
 // the cancel took along when it could.
 func (r *OptimizationOperationReconciler) readAfterCancel(ctx context.Context, ops remote.Operations, obj *opsv1.OptimizationOperation, state *pollState) (*longrunningpb.Operation, error) {
 	if r.confirmPaid() == 2 {
-		return ops.Get(ctx, obj.Spec.OperationName)
+		return ops.Get(ctx, policy.TrackedName(obj))
 	}
 	op, _, err := r.get(ctx, ops, obj, state, budget.Urgent)
 	return op, err
@@ -336,7 +355,7 @@ func (r *OptimizationOperationReconciler) get(ctx context.Context, ops remote.Op
 	if !state.nextPollAt.IsZero() {
 		metrics.PollLag.Observe(max(r.Now().Sub(state.nextPollAt), 0).Seconds())
 	}
-	op, err := ops.Get(ctx, obj.Spec.OperationName)
+	op, err := ops.Get(ctx, policy.TrackedName(obj))
 	return op, ctrl.Result{}, err
 }
 
@@ -369,7 +388,8 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	if state.cancelFailures == 0 && !state.cancelRequestedAt.IsZero() {
 		metrics.CancelTokenWait.Observe(max(now.Sub(state.cancelRequestedAt), 0).Seconds())
 	}
-	err := ops.Cancel(ctx, obj.Spec.OperationName)
+	name := policy.TrackedName(obj)
+	err := ops.Cancel(ctx, name)
 	outcome, msg, answered := policy.CancelOutcome(err)
 	if answered {
 		at := metav1.NewTime(r.Now())
@@ -379,10 +399,10 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 		state.cancelFailures, state.nextCancelAt = 0, time.Time{}
 		if err == nil {
 			r.event(obj, corev1.EventTypeNormal, "CancelSent", "Cancel",
-				"Sent a cancel for operation %s; the server accepted it", obj.Spec.OperationName)
+				"Sent a cancel for operation %s; the server accepted it", name)
 		} else {
 			r.event(obj, corev1.EventTypeWarning, "CancelUnsupported", "Cancel",
-				"The server did not take the cancel of operation %s: %s; the operation is still tracked", obj.Spec.OperationName, msg)
+				"The server did not take the cancel of operation %s: %s; the operation is still tracked", name, msg)
 		}
 		return ctrl.Result{}, false
 	}
@@ -392,7 +412,7 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 	policy.SetConditions(obj, policy.Problem{})
 	res, f := r.recordFailure(obj, state, now, credsKey, err, true)
 	r.event(obj, corev1.EventTypeWarning, "CancelFailed", "Cancel",
-		"Cancel of operation %s failed and will be retried: %s", obj.Spec.OperationName, f)
+		"Cancel of operation %s failed and will be retried: %s", name, f)
 	state.cancelFailures++
 	in := r.pollInput(obj, state, now)
 	in.Failure, in.Failures = &f, state.cancelFailures
@@ -406,7 +426,7 @@ func (r *OptimizationOperationReconciler) sendCancel(ctx context.Context, ops re
 func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error) ctrl.Result {
 	res, f := r.recordFailure(obj, state, now, credsKey, err, false)
 	if !f.Kind.Permanent() {
-		r.event(obj, corev1.EventTypeWarning, "RemoteError", "Poll", "Reading operation %s failed: %s", obj.Spec.OperationName, f)
+		r.event(obj, corev1.EventTypeWarning, "RemoteError", "Poll", "Reading operation %s failed: %s", policy.TrackedName(obj), f)
 	}
 	return res
 }
@@ -416,7 +436,7 @@ func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperatio
 func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error, cancel bool) (ctrl.Result, policy.Failure) {
 	f := policy.Classify(err)
 	state.failed(now, f)
-	name := obj.Spec.OperationName
+	name := policy.TrackedName(obj)
 	if f.Kind == policy.RateLimited {
 		// Quota is per project: one resource's 429 is every read's. The server's RetryInfo
 		// says how long; without it the budget slows down as well as pausing.

@@ -49,6 +49,40 @@ type pollState struct {
 	// refusedCreds is the credentials key the server refused (or that failed to load). Another
 	// key, after the Secret changed, is tried at once instead of after the backoff.
 	refusedCreds string
+
+	// submitted is the server's answer to the latest attempt to send spec.submit, kept from
+	// the moment it came until the resource is forgotten, like answer: a status write that
+	// fails must neither turn a known success (an operation name) or a known refusal into an
+	// attempt without an answer, which reads as SubmitUncertain, nor let the request be sent
+	// again.
+	submitted *submitAnswer
+	// submitFailures counts attempts in a row that the server answered without starting a
+	// solve; nextSubmitAt is when the request may be sent again. submitInputs identifies what
+	// those attempts sent (the request's hash and the credentials key): a new request or a new
+	// key is sent at once instead of after the backoff.
+	submitFailures int
+	nextSubmitAt   time.Time
+	submitInputs   string
+}
+
+// submitAnswer is the answer to one attempt: the operation name (empty unless it started one)
+// and status.submit as it was to be written.
+type submitAnswer struct {
+	name   string
+	record opsv1.SubmitStatus
+}
+
+// restoreSubmit puts the answer this process received back into st when st (a copy whose
+// write failed) records its attempt without it. An attempt of another time is not this
+// answer's: its record stays as it is.
+func (s *pollState) restoreSubmit(st *opsv1.OptimizationOperationStatus) {
+	a := s.submitted
+	if a == nil || st.OperationName != "" || st.Submit == nil || st.Submit.Outcome != "" ||
+		st.Submit.AttemptedAt == nil || a.record.AttemptedAt == nil || !st.Submit.AttemptedAt.Equal(a.record.AttemptedAt) {
+		return
+	}
+	st.OperationName = a.name
+	st.Submit = a.record.DeepCopy()
 }
 
 // restoreCancel puts the cancel answer this process received back into st when st (a cached

@@ -62,3 +62,43 @@ func TestConfirmingReadsFollowTheAnswer(t *testing.T) {
 		t.Error("the read after the accepted answer is not urgent")
 	}
 }
+
+func TestRestoreSubmit(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	later := metav1.NewTime(at.Add(time.Second))
+	const name = "projects/p/locations/global/operations/1"
+	attempt := func(when metav1.Time, outcome opsv1.SubmitOutcome) *opsv1.SubmitStatus {
+		return &opsv1.SubmitStatus{AttemptedAt: &when, Attempts: 1, RequestHash: "h", Outcome: outcome}
+	}
+	started := pollState{submitted: &submitAnswer{name: name, record: *attempt(at, opsv1.SubmitSubmitted)}}
+	refused := pollState{submitted: &submitAnswer{record: *attempt(at, opsv1.SubmitNotStarted)}}
+	tests := []struct {
+		name        string
+		state       pollState
+		in          *opsv1.SubmitStatus
+		inName      string
+		wantOutcome opsv1.SubmitOutcome
+		wantName    string
+	}{
+		{name: "nothing answered here", in: attempt(at, ""), wantOutcome: ""},
+		{name: "name not written yet", state: started, in: attempt(at, ""), wantOutcome: opsv1.SubmitSubmitted, wantName: name},
+		{name: "refusal not written yet", state: refused, in: attempt(at, ""), wantOutcome: opsv1.SubmitNotStarted},
+		{name: "written already", state: started, in: attempt(at, opsv1.SubmitSubmitted), inName: name,
+			wantOutcome: opsv1.SubmitSubmitted, wantName: name},
+		{name: "a later attempt is not this answer's", state: refused, in: attempt(later, ""), wantOutcome: ""},
+		{name: "no attempt stored", state: started, in: nil, wantOutcome: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &opsv1.OptimizationOperationStatus{Submit: tc.in, OperationName: tc.inName}
+			tc.state.restoreSubmit(st)
+			var got opsv1.SubmitOutcome
+			if st.Submit != nil {
+				got = st.Submit.Outcome
+			}
+			if got != tc.wantOutcome || st.OperationName != tc.wantName {
+				t.Errorf("outcome %q, name %q; want %q, %q", got, st.OperationName, tc.wantOutcome, tc.wantName)
+			}
+		})
+	}
+}

@@ -277,26 +277,34 @@ run "sed 's|operationName: .*|operationName: ${LONG_OP}|' config/samples/ops_v1a
 wait_state nightly-routes Running
 wait_state weekly-plan Running
 
-step "3. Both are running"
+step "3. Start a solve from Git: the model in a ConfigMap whose name kustomize derives from its content, the request in spec.submit"
+run "kubectl kustomize config/samples/configmap-model | sed -n '/^kind: OptimizationOperation/,\$p'"
+run "kubectl apply -k config/samples/configmap-model"
+wait_state morning-routes Running
+printf '%s# The operator recorded the attempt before it sent the request, then the answer:%s\n' "${DIM}" "${RESET}"
+run "kubectl get optop morning-routes -o jsonpath='{.status.submit}{\"\\n\"}'"
+
+step "4. Both forms side by side: two resources track solves started through the API, one started its own (the Operation column is status.operationName in both)"
 run "kubectl get optop -o wide"
 
-step "4. Cancel the long one: spec.cancel is a one-way latch"
+step "5. Cancel the long one: spec.cancel is a one-way latch"
 run "kubectl patch optop weekly-plan --type merge -p '{\"spec\":{\"cancel\":true}}'"
 run "kubectl wait optop/weekly-plan --for=condition=Ready --timeout=60s"
 printf '%s# Setting it back is refused by the API server:%s\n' "${DIM}" "${RESET}"
 run "kubectl patch optop weekly-plan --type merge -p '{\"spec\":{\"cancel\":false}}' || true"
 
-step "5. The short one finishes by itself"
-run "kubectl wait optop/nightly-routes --for=condition=Succeeded --timeout=60s"
+step "6. The short one and the one started from Git finish by themselves"
+run "kubectl wait optop/nightly-routes optop/morning-routes --for=condition=Succeeded --timeout=60s"
 
-step "6. What happened, as events"
-run "kubectl describe optop nightly-routes weekly-plan"
+step "7. What happened, as events"
+run "kubectl describe optop morning-routes weekly-plan"
 
-step "7. A few of the operator's metrics"
-run "curl -s ${METRICS_URL} | grep -E '^routeopt_(operations|remote_requests_total|cancel_latency_seconds_count)'"
+step "8. A few of the operator's metrics"
+run "curl -s ${METRICS_URL} | grep -E '^routeopt_(operations|remote_requests_total|submits_total|cancel_latency_seconds_count)'"
 
 [[ "$(state nightly-routes)" == Succeeded ]] || fail "nightly-routes ended $(state nightly-routes), want Succeeded"
+[[ "$(state morning-routes)" == Succeeded ]] || fail "morning-routes ended $(state morning-routes), want Succeeded"
 [[ "$(state weekly-plan)" == Cancelled ]] || fail "weekly-plan ended $(state weekly-plan), want Cancelled"
 
-step "8. Final state (the demo took $(($(date +%s) - START))s)"
+step "9. Final state (the demo took $(($(date +%s) - START))s)"
 run "kubectl get optop"

@@ -5,10 +5,12 @@
 -- object without status (kstatus: Current) and RemoteUnavailable (kstatus: InProgress, since it
 -- is not Stalled; here Degraded, so an outage shows in the Argo CD UI). See docs/gitops.md.
 --   no status, or status.observedGeneration older than metadata.generation -> Progressing
---   Stalled=True                              -> Degraded (failed, cancelled elsewhere, not found, bad credentials)
---   Ready=True                                -> Healthy  (succeeded, completed despite cancel, cancelled as requested)
+--   Stalled=True                              -> Degraded (failed, cancelled elsewhere, not found, bad credentials,
+--                                                a request that cannot be sent, a submit whose answer was lost)
+--   Ready=True                                -> Healthy  (succeeded, completed despite cancel, cancelled as requested,
+--                                                also before the request of spec.submit was sent)
 --   Ready=False, AuthFailed / RequestRejected / RemoteUnavailable -> Degraded
---   anything else (Pending, Running, Cancelling, CancelUnsupported) -> Progressing
+--   anything else (Submitting, Pending, Running, Cancelling, CancelUnsupported) -> Progressing
 -- The message is the Ready condition's message.
 -- Argo CD runs this with the base and table libraries only (no string library).
 local hs = {}

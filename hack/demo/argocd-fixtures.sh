@@ -8,7 +8,7 @@
 #   MANAGER_ARGS=--remote-unavailable-after=5s hack/demo.sh exec hack/demo/argocd-fixtures.sh
 #
 # Needs the environment of hack/demo.sh exec (KUBECONFIG, EMULATOR_URL, MANAGER_PID) and a manager
-# started with --remote-unavailable-after=5s, as above. Takes about two minutes.
+# started with --remote-unavailable-after=5s, as above. Takes about two and a half minutes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -34,35 +34,61 @@ admin() {
   curl -sSf -X "$2" "${EMULATOR_URL}/emulator/v1/$1" -H 'Content-Type: application/json' ${3:+-d "$3"} >/dev/null
 }
 
-# track NAME OPERATION [SPEC LINES]: creates an OptimizationOperation (create, not apply, so the
-# captured object carries no last-applied annotation).
-track() {
+# create NAME SPEC_LINES: creates an OptimizationOperation (create, not apply, so the captured
+# object carries no last-applied annotation).
+create() {
   kubectl create -n "${NS}" -f - >/dev/null <<EOF
 apiVersion: ops.routeopt.dev/v1alpha1
 kind: OptimizationOperation
 metadata:
   name: $1
 spec:
-  operationName: $2
-${3:-}
+$2
+EOF
+}
+
+# track NAME OPERATION [SPEC LINES]: creates one that tracks OPERATION.
+track() {
+  local nl=$'\n'
+  create "$1" "  operationName: $2${3:+${nl}$3}"
+}
+
+# inline_solve LABEL: spec lines of an OptimizeToursLongRunning request with an inline model.
+inline_solve() {
+  cat <<EOF
+  submit:
+    parent: ${PROJECT_PARENT}
+    optimizeToursLongRunning:
+      inline:
+        label: $1
+        timeout: 600s
+        model:
+          shipments:
+          - label: parcel-1
+            deliveries:
+            - arrivalLocation: {latitude: 48.8566, longitude: 2.3522}
+          vehicles:
+          - label: van-1
+            costPerKilometer: 1
 EOF
 }
 
 cancel() { kubectl patch -n "${NS}" optop "$1" --type merge -p '{"spec":{"cancel":true}}' >/dev/null; }
 
-# reason NAME TYPE: the reason of condition TYPE.
-reason() {
-  kubectl get -n "${NS}" optop "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].reason}"
-}
+# jsonpath NAME PATH: a field of the object.
+jsonpath() { kubectl get -n "${NS}" optop "$1" -o jsonpath="{$2}"; }
 
-# await NAME TYPE REASON: waits until condition TYPE has REASON.
-await() {
+# await_field NAME PATH VALUE: waits until the field has VALUE.
+await_field() {
   local deadline=$(($(date +%s) + 150))
-  until [[ "$(reason "$1" "$2")" == "$3" ]]; do
-    (($(date +%s) < deadline)) || die "$1: $2 is '$(reason "$1" "$2")' after 150s, want $3"
+  until [[ "$(jsonpath "$1" "$2")" == "$3" ]]; do
+    (($(date +%s) < deadline)) || die "$1: $2 is '$(jsonpath "$1" "$2")' after 150s, want $3"
     sleep 0.2
   done
 }
+
+# await NAME TYPE REASON: waits until condition TYPE has REASON.
+await() { await_field "$1" ".status.conditions[?(@.type==\"$2\")].reason" "$3"; }
 
 TESTS=()
 # capture NAME FILE HEALTH [MESSAGE]: writes the object to testdata/FILE.yaml and records the
@@ -190,6 +216,47 @@ await remote-unavailable Succeeded Running
 admin faults PUT '{"methods":{"GetOperation":{"unavailable":1}}}'
 await remote-unavailable Ready RemoteUnavailable
 capture remote-unavailable remote-unavailable Degraded
+admin faults PUT '{}'
+
+# ---- spec.submit: the states before an operation name is known ----
+
+# Started by the operator and running: status.submit records the attempt and the answer.
+create submitted "$(inline_solve submitted)"
+await submitted Succeeded Running
+capture submitted submitted Progressing
+
+# Refused with RESOURCE_EXHAUSTED, so nothing started: sent again after the back-off.
+admin faults PUT '{"methods":{"OptimizeToursLongRunning":{"resourceExhausted":1,"retryDelay":"2s"}}}'
+create submitting "$(inline_solve submitting)"
+await_field submitting .status.submit.outcome NotStarted
+await submitting Succeeded Submitting
+capture submitting submitting Progressing
+admin faults PUT '{}'
+
+# Cancelled before the request was sent: nothing is sent.
+create not-submitted "$(inline_solve not-submitted)
+  cancel: true"
+await not-submitted Succeeded Cancelled
+capture not-submitted not-submitted Healthy
+
+# A model with an unknown field, found before anything is sent.
+kubectl create -n "${NS}" configmap broken-model \
+  --from-literal=request.json='{"lable": "typo", "model": {"vehicles": [{"label": "van-1"}]}}' >/dev/null
+create invalid-request "  submit:
+    parent: ${PROJECT_PARENT}
+    optimizeToursLongRunning:
+      configMapKeyRef:
+        name: broken-model
+        key: request.json"
+await invalid-request Succeeded InvalidRequest
+capture invalid-request invalid-request Degraded
+
+# The emulator takes the request, starts the solve and never answers: the answer is lost when
+# the manager's --request-timeout (15 s) passes.
+admin faults PUT '{"methods":{"OptimizeToursLongRunning":{"hangNext":1}}}'
+create submit-uncertain "$(inline_solve submit-uncertain)"
+await submit-uncertain Succeeded SubmitUncertain
+capture submit-uncertain submit-uncertain Degraded
 admin faults PUT '{}'
 
 {

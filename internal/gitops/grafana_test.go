@@ -51,7 +51,7 @@ func servedMetrics(t *testing.T) map[string]bool {
 		go func() {
 			// Every collector the manager registers, including vectors without samples yet.
 			for _, c := range []prometheus.Collector{metrics.RemoteRequests, metrics.RemoteDuration,
-				metrics.CancelLatency, metrics.PollLag, metrics.BudgetDeferred} {
+				metrics.CancelLatency, metrics.PollLag, metrics.BudgetDeferred, metrics.Submits} {
 				c.Describe(descs)
 			}
 			close(descs)

@@ -224,6 +224,11 @@ func TestArgoCDHealthCoversEveryState(t *testing.T) {
 		"auth-failed-secret":       "Degraded",
 		"request-rejected":         "Degraded",
 		"remote-unavailable":       "Degraded",
+		"submitting":               "Progressing",
+		"submitted":                "Progressing",
+		"not-submitted":            "Healthy",
+		"invalid-request":          "Degraded",
+		"submit-uncertain":         "Degraded",
 	}
 	seen := map[string]bool{}
 	for _, tc := range readHealthTests(t).Tests {
@@ -382,6 +387,11 @@ func TestKstatusOfCapturedStates(t *testing.T) {
 		"auth-failed-secret":       status.FailedStatus,
 		"request-rejected":         status.FailedStatus,
 		"remote-unavailable":       status.InProgressStatus,
+		"submitting":               status.InProgressStatus,
+		"submitted":                status.InProgressStatus,
+		"not-submitted":            status.CurrentStatus,
+		"invalid-request":          status.FailedStatus,
+		"submit-uncertain":         status.FailedStatus,
 	}
 	for _, tc := range readHealthTests(t).Tests {
 		name := strings.TrimSuffix(filepath.Base(tc.InputPath), ".yaml")

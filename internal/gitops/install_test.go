@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -445,8 +446,25 @@ func TestSamples(t *testing.T) {
 			t.Errorf("%s: %v\n%s", filepath.Base(f), err, stderr)
 		}
 	}
-	if n < 4 {
-		t.Errorf("want a sample for each use (track, cancel, deletionPolicy, secret), found %d", n)
+	if n < 7 {
+		t.Errorf("want a sample for each use (track, cancel, deletionPolicy, secret, and a submit per method), found %d", n)
+	}
+	// The model in a ConfigMap with a content-hash name: kustomize must write the generated name
+	// into spec.submit, or the resource would name a ConfigMap that does not exist.
+	cmModel := mustKubectl(t, kc, "apply", "-k", "config/samples/configmap-model", "-n", "default", "--dry-run=server", "-o", "yaml")
+	var cmName, ref string
+	for _, o := range testenv.DecodeManifests(t, []byte(cmModel)) {
+		for _, item := range append([]*unstructured.Unstructured{o}, itemsOf(t, o)...) {
+			switch item.GetKind() {
+			case "ConfigMap":
+				cmName = item.GetName()
+			case "OptimizationOperation":
+				ref, _, _ = unstructured.NestedString(item.Object, "spec", "submit", "optimizeToursLongRunning", "configMapKeyRef", "name")
+			}
+		}
+	}
+	if !strings.HasPrefix(cmName, "morning-model-") || ref != cmName {
+		t.Errorf("config/samples/configmap-model: ConfigMap %q, spec.submit names %q; want the generated name in both", cmName, ref)
 	}
 
 	wi := render(t, "config/samples/workload-identity")
@@ -493,4 +511,21 @@ func renderedDeployment(t *testing.T) *appsv1.Deployment {
 	}
 	t.Fatal("config/default renders no Deployment")
 	return nil
+}
+
+// itemsOf returns the items of a List (kubectl -o yaml prints several objects as one List).
+func itemsOf(t *testing.T, o *unstructured.Unstructured) []*unstructured.Unstructured {
+	t.Helper()
+	if !o.IsList() {
+		return nil
+	}
+	list, err := o.ToList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*unstructured.Unstructured, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out
 }

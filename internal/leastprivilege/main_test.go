@@ -1,10 +1,8 @@
 package leastprivilege_test
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -77,7 +75,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer func() { stopCluster(noStreaming, nil) }()
-	if managerBin, err = buildManager(workDir); err != nil {
+	if managerBin, err = testenv.BuildManager(workDir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -153,18 +151,4 @@ func clusterWithoutStreamingLists(t *testing.T) *cluster {
 		t.Fatalf("the control plane without streaming lists did not start: %v", noStreamingErr)
 	}
 	return noStreaming
-}
-
-// buildManager builds ./cmd as the Dockerfile does (no race detector: it is the program under
-// test, not the test).
-func buildManager(dir string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin := filepath.Join(dir, "manager")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd: %v\n%s", err, out)
-	}
-	return bin, nil
 }

@@ -1,7 +1,6 @@
 package leastprivilege_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,29 +21,12 @@ import (
 	"github.com/routeopt/routeopt-operator/internal/testenv"
 )
 
-// logBuffer collects the manager's stdout and stderr (klog writes there too, and client-go
-// reports refused requests through it).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // manager is one run of the manager binary.
 type manager struct {
-	cmd         *exec.Cmd
-	log         *logBuffer
+	cmd *exec.Cmd
+	// log collects the manager's stdout and stderr (klog writes there too, and client-go
+	// reports refused requests through it).
+	log         *testenv.LogBuffer
 	exited      chan struct{}
 	exitErr     error
 	grace       time.Duration
@@ -156,7 +137,7 @@ func startManager(t *testing.T, c *cluster, inst *installation, emulatorHost str
 	for _, e := range container.Env {
 		env = append(env, e.Name+"="+envValue(t, inst, container, e))
 	}
-	m.log = &logBuffer{}
+	m.log = &testenv.LogBuffer{}
 	m.exited = make(chan struct{})
 	m.cmd = exec.Command(managerBin, args...)
 	m.cmd.Env = env

@@ -64,6 +64,14 @@ var (
 		Buckets: []float64{0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300},
 	})
 
+	// Submits counts the requests of spec.submit sent, by method and by what the operator knows
+	// of each: a solve started (Submitted), certainly none (NotStarted), or maybe one
+	// (Uncertain: the answer was lost, see SubmitUncertain).
+	Submits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routeopt_submits_total",
+		Help: "Requests of spec.submit sent to the Route Optimization API, by method and outcome: Submitted (a solve started), NotStarted (refused, nothing started) or Uncertain (the answer was lost; a solve may have started).",
+	}, []string{"method", "outcome"})
+
 	// BudgetDeferred counts calls that the shared budget postponed.
 	BudgetDeferred = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routeopt_api_budget_deferred_total",
@@ -95,6 +103,7 @@ var States = []string{
 	opsv1.ReasonPending, opsv1.ReasonRunning, opsv1.ReasonCancelling, opsv1.ReasonCancelUnsupported,
 	opsv1.ReasonSucceeded, opsv1.ReasonCompletedDespiteCancel, opsv1.ReasonCancelled,
 	opsv1.ReasonFailed, opsv1.ReasonNotFound,
+	opsv1.ReasonSubmitting, opsv1.ReasonSubmitUncertain, opsv1.ReasonInvalidRequest,
 }
 
 // stateCollector counts resources by state from the informer cache at scrape time, so the
@@ -140,7 +149,7 @@ func State(o *opsv1.OptimizationOperation) string {
 // client; budget feeds the budget gauges.
 func Register(reader client.Reader, b BudgetView) {
 	crmetrics.Registry.MustRegister(
-		RemoteRequests, RemoteDuration, CancelLatency, CancelTokenWait, PollLag, PollFairShare, BudgetDeferred, UnselectedOperations,
+		RemoteRequests, RemoteDuration, CancelLatency, CancelTokenWait, PollLag, PollFairShare, BudgetDeferred, UnselectedOperations, Submits,
 		&stateCollector{reader: reader, desc: prometheus.NewDesc(
 			"routeopt_operations", "OptimizationOperations by state (the Succeeded condition's reason).",
 			[]string{"state"}, nil)},

@@ -98,13 +98,31 @@ func Bound(s string, n int) string {
 	return s[:cut] + more
 }
 
-// Problem is the latest lasting reason the operator could not read the operation. The zero
-// value means the last read succeeded.
+// Problem is the latest lasting reason the operator could not read the operation, or, before
+// spec.submit was answered with an operation name, where the submit stands. The zero value
+// means the last read succeeded (or, before a name, that the request waits to be sent).
 type Problem struct {
 	// Reason is one of ReasonNotFound, ReasonAuthFailed, ReasonRequestRejected,
-	// ReasonRemoteUnavailable, ReasonInvalidSpec.
+	// ReasonRemoteUnavailable, ReasonInvalidSpec; before an operation name also
+	// ReasonSubmitting, ReasonSubmitUncertain and ReasonInvalidRequest.
 	Reason  string
 	Message string
+}
+
+// TrackedName is the remote operation obj tracks: status.operationName, which holds
+// spec.operationName or the name the server answered to spec.submit. Before the first status
+// write of a resource that names its operation, spec.operationName.
+func TrackedName(obj *opsv1.OptimizationOperation) string {
+	if obj.Status.OperationName != "" {
+		return obj.Status.OperationName
+	}
+	return obj.Spec.OperationName
+}
+
+// Submitting reports whether obj starts its own solve and has no operation name yet: its
+// conditions then tell where the request stands rather than what an operation does.
+func Submitting(obj *opsv1.OptimizationOperation) bool {
+	return obj.Spec.Submit != nil && obj.Status.OperationName == ""
 }
 
 // ProblemFor turns a classified GET failure into a Problem. Transient failures are not problems
@@ -151,7 +169,7 @@ func CredentialsProblem(name string, err error) Problem {
 // status and the current problem call for. The table in docs/status.md is this function.
 func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 	st := &obj.Status
-	name := obj.Spec.OperationName
+	name := TrackedName(obj)
 	gen := obj.Generation
 	set := func(typ string, s metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -164,6 +182,14 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 	if st.Done {
 		notStalled()
 		switch e := st.Error; {
+		case st.Cancel != nil && st.Cancel.Outcome == opsv1.CancelNotSubmitted:
+			// No operation ever existed: the request was cancelled before it could start one.
+			msg := "Cancelled as requested, before a solve was started"
+			if st.Cancel.Message != "" {
+				msg += ": " + st.Cancel.Message
+			}
+			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
+			set(opsv1.ConditionReady, metav1.ConditionTrue, opsv1.ReasonCancelled, msg)
 		case e == nil:
 			reason, msg := opsv1.ReasonSucceeded, fmt.Sprintf("Operation %s finished with a response", name)
 			if cancelWasSent(st) {
@@ -187,6 +213,10 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 			set(opsv1.ConditionReady, metav1.ConditionFalse, opsv1.ReasonFailed, msg)
 			stalled(opsv1.ReasonFailed, msg)
 		}
+		return
+	}
+	if Submitting(obj) {
+		setSubmitting(p, set, stalled, notStalled)
 		return
 	}
 
@@ -229,6 +259,34 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 	}
 	set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, reason, msg)
 	set(opsv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+}
+
+// setSubmitting writes the conditions of a resource whose spec.submit has no operation name yet.
+// No operation exists to have an outcome, so Succeeded is Unknown throughout and its reason,
+// the State column, says where the request stands: Submitting (waiting, being sent, or retried
+// after an answer that started nothing), SubmitUncertain or InvalidRequest. Refused credentials
+// and an unusable spec are told on Ready, as they are for reads.
+func setSubmitting(p Problem, set func(typ string, s metav1.ConditionStatus, reason, msg string), stalled func(reason, msg string), notStalled func()) {
+	const notSent = "The request of spec.submit has not been sent yet"
+	switch p.Reason {
+	case opsv1.ReasonSubmitUncertain, opsv1.ReasonInvalidRequest:
+		set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, p.Reason, p.Message)
+		set(opsv1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
+		stalled(p.Reason, p.Message)
+	case opsv1.ReasonAuthFailed, opsv1.ReasonInvalidSpec:
+		set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, opsv1.ReasonSubmitting,
+			"No solve was started: the request of spec.submit cannot be sent")
+		set(opsv1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
+		stalled(p.Reason, p.Message)
+	default:
+		msg := p.Message
+		if msg == "" {
+			msg = notSent
+		}
+		set(opsv1.ConditionSucceeded, metav1.ConditionUnknown, opsv1.ReasonSubmitting, msg)
+		set(opsv1.ConditionReady, metav1.ConditionFalse, opsv1.ReasonSubmitting, msg)
+		notStalled()
+	}
 }
 
 // cancelWasSent reports whether a cancel reached the server before the operation was seen done.

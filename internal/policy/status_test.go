@@ -659,3 +659,68 @@ func TestCredentialsProblem(t *testing.T) {
 		t.Errorf("message %q does not name the operation and the cause", p.Message)
 	}
 }
+
+// TestSetConditionsSubmit: the states of a resource that starts its own solve, before an
+// operation name is known, and its end when it is cancelled before anything was sent.
+func TestSetConditionsSubmit(t *testing.T) {
+	var (
+		unknown = metav1.ConditionUnknown
+		isFalse = metav1.ConditionFalse
+		isTrue  = metav1.ConditionTrue
+	)
+	submitting := func(o *opsv1.OptimizationOperation) {
+		o.Spec.OperationName = ""
+		o.Spec.Submit = &opsv1.SubmitSpec{Parent: "projects/p"}
+	}
+	notSubmitted := func(o *opsv1.OptimizationOperation) {
+		o.Spec.Cancel = true
+		o.Status.Done = true
+		o.Status.Cancel = &opsv1.CancelStatus{Outcome: opsv1.CancelNotSubmitted}
+	}
+	tests := []struct {
+		name                      string
+		setup                     []func(*opsv1.OptimizationOperation)
+		problem                   policy.Problem
+		succeeded, ready, stalled cond
+		msg                       string
+	}{
+		{name: "not sent yet", setup: fns(submitting),
+			succeeded: cond{unknown, opsv1.ReasonSubmitting}, ready: cond{isFalse, opsv1.ReasonSubmitting}, msg: "not been sent"},
+		{name: "being sent", setup: fns(submitting), problem: policy.Problem{Reason: opsv1.ReasonSubmitting, Message: "sending attempt 2"},
+			succeeded: cond{unknown, opsv1.ReasonSubmitting}, ready: cond{isFalse, opsv1.ReasonSubmitting}, msg: "sending attempt 2"},
+		{name: "uncertain", setup: fns(submitting), problem: policy.Problem{Reason: opsv1.ReasonSubmitUncertain, Message: "may have started"},
+			succeeded: cond{unknown, opsv1.ReasonSubmitUncertain}, ready: cond{isFalse, opsv1.ReasonSubmitUncertain},
+			stalled: cond{isTrue, opsv1.ReasonSubmitUncertain}, msg: "may have started"},
+		{name: "invalid request", setup: fns(submitting), problem: policy.Problem{Reason: opsv1.ReasonInvalidRequest, Message: "unknown field"},
+			succeeded: cond{unknown, opsv1.ReasonInvalidRequest}, ready: cond{isFalse, opsv1.ReasonInvalidRequest},
+			stalled: cond{isTrue, opsv1.ReasonInvalidRequest}, msg: "unknown field"},
+		{name: "credentials refused", setup: fns(submitting), problem: policy.Problem{Reason: opsv1.ReasonAuthFailed, Message: "denied"},
+			succeeded: cond{unknown, opsv1.ReasonSubmitting}, ready: cond{isFalse, opsv1.ReasonAuthFailed},
+			stalled: cond{isTrue, opsv1.ReasonAuthFailed}, msg: "denied"},
+		{name: "answered with a name: tracked", setup: fns(submitting, func(o *opsv1.OptimizationOperation) { o.Status.OperationName = opName }),
+			succeeded: cond{unknown, opsv1.ReasonPending}, ready: cond{isFalse, opsv1.ReasonPending}, msg: opName},
+		{name: "cancelled before sending", setup: fns(submitting, notSubmitted),
+			succeeded: cond{isFalse, opsv1.ReasonCancelled}, ready: cond{isTrue, opsv1.ReasonCancelled}, msg: "before a solve was started"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := newObj(tc.setup...)
+			policy.SetConditions(obj, tc.problem)
+			for _, c := range []struct {
+				typ  string
+				want cond
+			}{{opsv1.ConditionSucceeded, tc.succeeded}, {opsv1.ConditionReady, tc.ready}, {opsv1.ConditionStalled, tc.stalled}} {
+				got := meta.FindStatusCondition(obj.Status.Conditions, c.typ)
+				switch {
+				case c.want == absent && got != nil:
+					t.Errorf("%s = %s/%s, want it absent", c.typ, got.Status, got.Reason)
+				case c.want != absent && (got == nil || got.Status != c.want.status || got.Reason != c.want.reason):
+					t.Errorf("%s = %+v, want %s/%s", c.typ, got, c.want.status, c.want.reason)
+				}
+			}
+			if r := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionReady); r == nil || !strings.Contains(r.Message, tc.msg) {
+				t.Errorf("Ready message %+v does not contain %q", r, tc.msg)
+			}
+		})
+	}
+}
