@@ -109,7 +109,8 @@ type OptimizationOperationReconciler struct {
 	Now  func() time.Time
 	Rand func() float64
 
-	tracker *tracker
+	tracker  *tracker
+	recovery *recovery
 	// submits keeps the requests of spec.submit within MaxSubmitsPerMinute (nil: no cap).
 	submits *submitCap
 	// saturated is whether the budget could not keep --max-poll-interval when last asked.
@@ -255,6 +256,7 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 		}
 		r.submits = newSubmitCap(n, window, r.Now)
 	}
+	r.recovery = newRecovery()
 	workers := r.Options.MaxConcurrentReconciles
 	if workers == 0 {
 		workers = 4
@@ -268,6 +270,7 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 		// change, and is sent the moment it does. Only metadata is cached: the request itself is
 		// read uncached just before it is sent, and models can be close to a MiB each.
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.waitingOn)).
+		WatchesRawSource(r.recovery.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("optimizationoperation").
 		Complete(r)

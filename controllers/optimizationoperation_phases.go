@@ -38,6 +38,7 @@ func mayCancel(obj *opsv1.OptimizationOperation) bool {
 // forget drops what is remembered of a resource that is gone or finished.
 func (r *OptimizationOperationReconciler) forget(key string) {
 	r.tracker.forget(key)
+	r.recovery.forget(key)
 	r.Budget.Forget(key)
 	r.submits.forget(key)
 }
@@ -251,7 +252,12 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		// A new key or a new spec is a new chance for a refused or failing cancel as well.
 		state.cancelFailures, state.nextCancelAt = 0, time.Time{}
 	}
-	if !state.due(now) && !credsChanged && !specChanged {
+	// Woken after an outage: read now, whatever the backoff says (the budget still paces it).
+	woken := r.recovery.woken(state.transientAt)
+	if woken {
+		state.nextCancelAt = time.Time{} // a cancel that failed in the outage goes at once, too
+	}
+	if !state.due(now) && !credsChanged && !specChanged && !woken {
 		return r.requeue(state, now), nil
 	}
 	state.seenGeneration = obj.Generation
@@ -364,6 +370,7 @@ func (r *OptimizationOperationReconciler) succeeded(obj *opsv1.OptimizationOpera
 	state.succeeded()
 	state.lastWorking = ops
 	r.Budget.Recover()
+	r.recovery.succeeded(keyOf(obj), now, r.tracker.size())
 	policy.ApplyOperation(&obj.Status, op, metav1.NewTime(now))
 }
 
@@ -436,6 +443,9 @@ func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperatio
 func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error, cancel bool) (ctrl.Result, policy.Failure) {
 	f := policy.Classify(err)
 	state.failed(now, f)
+	if !f.Kind.Permanent() {
+		r.recovery.failed(keyOf(obj), now)
+	}
 	name := policy.TrackedName(obj)
 	if f.Kind == policy.RateLimited {
 		// Quota is per project: one resource's 429 is every read's. The server's RetryInfo

@@ -54,7 +54,7 @@ func TestConfirmingReadsFollowTheAnswer(t *testing.T) {
 			RequestedAt: &requested, AnsweredAt: &answered, Outcome: opsv1.CancelAccepted}},
 	}
 	obj.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour))
-	r := &OptimizationOperationReconciler{Options: DefaultOptions, Rand: func() float64 { return 0.5 }, tracker: newTracker(), Budget: budget.New(5, 10)}
+	r := &OptimizationOperationReconciler{Options: DefaultOptions, Rand: func() float64 { return 0.5 }, tracker: newTracker(), recovery: newRecovery(), Budget: budget.New(5, 10)}
 	if d := policy.NextPoll(r.Options.Poll, r.pollInput(obj, &pollState{}, now)); d > 2*time.Second {
 		t.Errorf("next read %s after the accepted answer, want about a second", d)
 	}
