@@ -280,6 +280,10 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		op, res, err := r.get(ctx, ops, obj, state, prio)
 		if op == nil {
 			if err != nil {
+				// A read that failed says nothing against sending the cancel: the next try goes
+				// straight to it instead of reading first again (in an outage, every read it
+				// waits for may fail too).
+				state.readForCancel = sendCancel
 				return r.failed(obj, state, now, credsKey, err), nil
 			}
 			return res, nil // the budget said wait
