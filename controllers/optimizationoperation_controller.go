@@ -180,7 +180,11 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 			// was just read: without this, the retry would find nothing due and the object
 			// would keep its old status until the next poll, minutes away under a saturated
 			// budget. (A cancel's answer is kept in memory apart; see pollState.answer.)
-			state.nextPollAt = time.Time{}
+			// (Not when the API server refuses the object's writes as invalid: a read would
+			// spend a call on a status that cannot be stored either.)
+			if !apierrors.IsInvalid(err) {
+				state.nextPollAt = time.Time{}
+			}
 			retErr = errors.Join(retErr, err)
 			return
 		}
@@ -194,13 +198,15 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 		}
 	}()
 
-	// Columns, docs and dashboards read the tracked name from status, whichever form the spec has.
-	if obj.Status.OperationName == "" {
-		obj.Status.OperationName = obj.Spec.OperationName
-	}
 	if obj.Status.Done {
 		r.reconcileDone(obj)
 		return ctrl.Result{}, nil
+	}
+	// Columns, docs and dashboards read the tracked name from status, whichever form the spec
+	// has. (A resource that finished under an earlier release keeps its status as it is: one
+	// write each for all of them at an upgrade would buy only a column.)
+	if obj.Status.OperationName == "" {
+		obj.Status.OperationName = obj.Spec.OperationName
 	}
 	if obj.Spec.Submit != nil {
 		res, track, err := r.reconcileSubmit(ctx, obj, orig, state)

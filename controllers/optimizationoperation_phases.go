@@ -253,7 +253,7 @@ func (r *OptimizationOperationReconciler) reconcileRemote(ctx context.Context, o
 		state.cancelFailures, state.nextCancelAt = 0, time.Time{}
 	}
 	// Woken after an outage: read now, whatever the backoff says (the budget still paces it).
-	woken := r.recovery.woken(state.transientAt)
+	woken := r.recovery.woken(keyOf(obj))
 	if woken {
 		state.nextCancelAt = time.Time{} // a cancel that failed in the outage goes at once, too
 	}
@@ -447,9 +447,7 @@ func (r *OptimizationOperationReconciler) failed(obj *opsv1.OptimizationOperatio
 func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationOperation, state *pollState, now time.Time, credsKey string, err error, cancel bool) (ctrl.Result, policy.Failure) {
 	f := policy.Classify(err)
 	state.failed(now, f)
-	if !f.Kind.Permanent() {
-		r.recovery.failed(keyOf(obj), now)
-	}
+	r.recovery.failed(keyOf(obj), now, f.Kind.Permanent())
 	name := policy.TrackedName(obj)
 	if f.Kind == policy.RateLimited {
 		// Quota is per project: one resource's 429 is every read's. The server's RetryInfo

@@ -21,27 +21,35 @@ import (
 // calls are rare, and the first success may be the only one for minutes.
 func recoveredAfter(tracked int) int { return min(max(tracked/10, 1), 20) }
 
+// wakeSendTimeout bounds how long a wake waits for the work queue to take a resource; past it
+// (the manager is stopping) the rest are left to their backoffs.
+const wakeSendTimeout = time.Minute
+
 // recovery wakes the resources that back off after transient failures once the API answers
 // again. An outage leaves each of them minutes away from its next try (its backoff grows with
 // every failure), so without a wake-up the backlog would drain at the pace of the backoffs,
 // not of the budget: after a storm, operations that ended meanwhile would show as running for
-// minutes. Woken resources still take their turn in the budget, oldest failure first.
+// minutes. Woken resources still take their turn in the budget, oldest failure first. A
+// resource is woken once per run of failures: one that fails again after its wake (a broken
+// operation among healthy ones) keeps its backoff until it succeeds.
 type recovery struct {
 	mu sync.Mutex
-	// backingOff holds the resources whose last call failed transiently, with when.
-	backingOff map[string]time.Time
+	// backingOff holds the resources whose last call failed transiently.
+	backingOff map[string]backoffEntry
 	streak     int
-	// failedSince is set by a transient failure and cleared by the wake that answers it, so
-	// one recovery wakes each resource once.
+	// failedSince is set by a transient failure and cleared by the wake that answers it.
 	failedSince bool
-	// recoveredAt is when the last wake happened; a resource that failed before it is due.
-	recoveredAt time.Time
 	wake        chan event.TypedGenericEvent[*opsv1.OptimizationOperation]
+}
+
+type backoffEntry struct {
+	failedAt time.Time // the last transient failure
+	wokenAt  time.Time // the wake that took it (zero: not woken yet)
 }
 
 func newRecovery() *recovery {
 	return &recovery{
-		backingOff: map[string]time.Time{},
+		backingOff: map[string]backoffEntry{},
 		// Buffered: a wake is sent from a reconcile, which must not wait for the queue.
 		wake: make(chan event.TypedGenericEvent[*opsv1.OptimizationOperation], 1024),
 	}
@@ -52,45 +60,66 @@ func (rc *recovery) source() source.Source {
 	return source.Channel(rc.wake, &handler.TypedEnqueueRequestForObject[*opsv1.OptimizationOperation]{})
 }
 
-// failed records a transient failure of key's call.
-func (rc *recovery) failed(key string, now time.Time) {
+// failed records a failed call of key: a transient one puts it among those backing off; a
+// permanent one takes it out (a retry cannot help it, so a recovery should not wake it).
+func (rc *recovery) failed(key string, now time.Time, permanent bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.backingOff[key] = now
+	if permanent {
+		delete(rc.backingOff, key)
+		return
+	}
+	e := rc.backingOff[key]
+	e.failedAt = now
+	rc.backingOff[key] = e
 	rc.streak, rc.failedSince = 0, true
 }
 
 // succeeded records a successful call for key and, when it completes a run of successes after
-// failures (tracked is how many resources there are), wakes every resource still backing off.
+// failures (tracked is how many resources there are), wakes every resource still backing off
+// that was not woken before.
 func (rc *recovery) succeeded(key string, now time.Time, tracked int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	delete(rc.backingOff, key)
 	rc.streak++
-	if rc.streak < recoveredAfter(tracked) || !rc.failedSince || len(rc.backingOff) == 0 {
+	if rc.streak < recoveredAfter(tracked) || !rc.failedSince {
 		return
 	}
-	rc.failedSince, rc.recoveredAt = false, now
-	keys := make([]string, 0, len(rc.backingOff))
-	for k := range rc.backingOff {
-		keys = append(keys, k)
+	rc.failedSince = false
+	var keys []string
+	for k, e := range rc.backingOff {
+		if e.wokenAt.IsZero() {
+			keys = append(keys, k)
+			e.wokenAt = now
+			rc.backingOff[k] = e
+		}
 	}
-	slices.SortFunc(keys, func(a, b string) int { return rc.backingOff[a].Compare(rc.backingOff[b]) })
+	if len(keys) == 0 {
+		return
+	}
+	slices.SortFunc(keys, func(a, b string) int { return rc.backingOff[a].failedAt.Compare(rc.backingOff[b].failedAt) })
 	go func() {
 		for _, k := range keys {
 			ns, name, _ := strings.Cut(k, "/")
-			rc.wake <- event.TypedGenericEvent[*opsv1.OptimizationOperation]{
+			select {
+			case rc.wake <- event.TypedGenericEvent[*opsv1.OptimizationOperation]{
 				Object: &opsv1.OptimizationOperation{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
+			}:
+			case <-time.After(wakeSendTimeout):
+				return
 			}
 		}
 	}()
 }
 
-// woken reports whether a resource whose last call failed at failedAt was woken since.
-func (rc *recovery) woken(failedAt time.Time) bool {
+// woken reports whether key was woken after its last failure: it is due now, whatever its
+// backoff says.
+func (rc *recovery) woken(key string) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return !failedAt.IsZero() && failedAt.Before(rc.recoveredAt)
+	e, ok := rc.backingOff[key]
+	return ok && !e.wokenAt.IsZero() && e.failedAt.Before(e.wokenAt)
 }
 
 // forget drops a resource that is gone or finished.

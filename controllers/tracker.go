@@ -46,9 +46,6 @@ type pollState struct {
 	failures     int
 	firstFailure time.Time
 	lastFailure  *policy.Failure
-	// transientAt is when the last call failed transiently (zero after a success or a permanent
-	// failure): such a resource is woken when the API answers again (see recovery).
-	transientAt time.Time
 	// refusedCreds is the credentials key the server refused (or that failed to load). Another
 	// key, after the Secret changed, is tried at once instead of after the backoff.
 	refusedCreds string
@@ -107,7 +104,6 @@ func (s *pollState) due(now time.Time) bool { return !now.Before(s.nextPollAt) }
 
 func (s *pollState) succeeded() {
 	s.failures, s.firstFailure, s.lastFailure, s.refusedCreds = 0, time.Time{}, nil, ""
-	s.transientAt = time.Time{}
 }
 
 func (s *pollState) failed(now time.Time, f policy.Failure) {
@@ -116,10 +112,7 @@ func (s *pollState) failed(now time.Time, f policy.Failure) {
 	}
 	s.failures++
 	s.lastFailure = &f
-	s.transientAt = time.Time{}
-	if !f.Kind.Permanent() {
-		s.transientAt = now
-	}
+
 }
 
 // tracker is keyed by namespace/name, the work queue's key, so a deleted resource whose
