@@ -217,7 +217,8 @@ func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctr
 	res, err := r.reconcileRemote(ctx, obj, state)
 	// When workers are busy, the queue hands out ready resources by this priority: the
 	// budget's order, so a cancel is not stuck behind polls before it even asks for a token.
-	prio := int(r.priority(obj, cancelPending(obj), r.Now()))
+	now := r.Now()
+	prio := int(r.priority(obj, cancelPending(obj) && !now.Before(state.nextCancelAt), now))
 	res.Priority = &prio
 	return res, err
 }
