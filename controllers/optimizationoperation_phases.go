@@ -449,15 +449,7 @@ func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationO
 	state.failed(now, f)
 	r.recovery.failed(keyOf(obj), now, f.Kind.Permanent())
 	name := policy.TrackedName(obj)
-	if f.Kind == policy.RateLimited {
-		// Quota is per project: one resource's 429 is every read's. The server's RetryInfo
-		// says how long; without it the budget slows down as well as pausing.
-		if f.RetryAfter > 0 {
-			r.Budget.Pause(f.RetryAfter)
-		} else {
-			r.Budget.Throttle(policy.MinRateLimitedDelay)
-		}
-	}
+	r.quotaBackoff(f)
 	if f.Kind == policy.Auth {
 		state.refusedCreds = credsKey
 	}
@@ -481,6 +473,20 @@ func (r *OptimizationOperationReconciler) recordFailure(obj *opsv1.OptimizationO
 		return ctrl.Result{RequeueAfter: min(delay, r.Options.CredentialsRecheck)}, f
 	}
 	return ctrl.Result{RequeueAfter: delay}, f
+}
+
+// quotaBackoff holds the whole budget back after RESOURCE_EXHAUSTED: quota is per project, so
+// one resource's 429 is every call's. The server's RetryInfo says how long; without it the
+// budget slows down as well as pausing.
+func (r *OptimizationOperationReconciler) quotaBackoff(f policy.Failure) {
+	if f.Kind != policy.RateLimited {
+		return
+	}
+	if f.RetryAfter > 0 {
+		r.Budget.Pause(f.RetryAfter)
+	} else {
+		r.Budget.Throttle(policy.MinRateLimitedDelay)
+	}
 }
 
 // settle finishes a reconcile whose reads succeeded: conditions, metrics, next poll.

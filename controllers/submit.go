@@ -261,14 +261,7 @@ func (r *OptimizationOperationReconciler) answered(obj *opsv1.OptimizationOperat
 func (r *OptimizationOperationReconciler) notStarted(obj *opsv1.OptimizationOperation, state *pollState, method string, err error, credsKey string, now time.Time) ctrl.Result {
 	f := policy.ClassifySubmit(err)
 	state.submitFailures++
-	if f.Kind == policy.RateLimited {
-		// The quota is the project's: every call would get the same answer now.
-		if f.RetryAfter > 0 {
-			r.Budget.Pause(f.RetryAfter)
-		} else {
-			r.Budget.Throttle(policy.MinRateLimitedDelay)
-		}
-	}
+	r.quotaBackoff(f.Failure)
 	delay := policy.NextPoll(r.Options.Poll, policy.PollInput{
 		Now: now, Failure: &f.Failure, Failures: state.submitFailures, Jitter: r.Rand()})
 	state.nextSubmitAt = now.Add(delay)
