@@ -92,7 +92,7 @@ func parseFlags() (config, zap.Options) {
 		"Project billed for quota (x-goog-user-project); needed with user credentials. Sent only with the operator's own credentials, not with keys from spec.credentialsSecretRef.")
 	flag.StringVar(&c.trustedTokenURIs, "trusted-token-uris", "",
 		"Comma-separated OAuth2 token endpoints, besides https://oauth2.googleapis.com/token, that a service-account key's token_uri may name. A key naming any other is refused before any request.")
-	flag.DurationVar(&c.requestTimeout, "request-timeout", 15*time.Second, "Timeout of one request to the API, reads and cancels alike.")
+	flag.DurationVar(&c.requestTimeout, "request-timeout", controllers.DefaultRequestTimeout, "Timeout of one request to the API, reads and cancels alike.")
 	flag.Float64Var(&c.apiQPS, "api-qps", 5,
 		"Calls per second to the API, shared by all resources (polls and cancels).")
 	flag.IntVar(&c.apiBurst, "api-burst", 10, "Burst of calls above --api-qps.")
@@ -113,7 +113,7 @@ func parseFlags() (config, zap.Options) {
 		"Allow spec.credentialsSecretRef: keys from Secrets labelled "+controllers.CredentialsLabel+"=true in the resource's namespace. "+
 			"With false the operator reads no Secrets (and needs no access to them): every call uses its own identity.")
 	flag.IntVar(&c.opts.MaxSubmitsPerMinute, "max-submits-per-minute", c.opts.MaxSubmitsPerMinute,
-		"Most requests of spec.submit (BatchOptimizeTours, OptimizeToursLongRunning, OptimizeToursUri) sent in any minute, on top of --api-qps; "+
+		"Most requests of spec.submit (BatchOptimizeTours, OptimizeToursLongRunning, OptimizeToursUri) sent to one project in any minute, restarts included, on top of --api-qps; "+
 			"resources beyond it wait their turn. The API's default quota is 60 a minute per project for each of OptimizeTours and BatchOptimizeTours.")
 	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0",
 		"The address Go's pprof endpoints bind to, for memory and CPU profiles; 0 (the default) disables them.")

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
+	"github.com/routeopt/routeopt-operator/internal/decide"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
@@ -19,17 +20,25 @@ var warningReasons = map[string]bool{
 	opsv1.ReasonInvalidRequest: true, opsv1.ReasonSubmitUncertain: true,
 }
 
-// recordTransitions emits one event for each change of the Succeeded or Ready reason.
-func (r *OptimizationOperationReconciler) recordTransitions(orig, obj *opsv1.OptimizationOperation) {
+// tell emits the events of a written status: the action's own (a cancel sent, a submit
+// answered), then one for each change of the Succeeded or Ready reason that the action's
+// events have not told already, so one story is told once.
+func (r *OptimizationOperationReconciler) tell(orig, obj *opsv1.OptimizationOperation, actions []decide.Event) {
+	told := map[string]bool{}
+	for _, e := range actions {
+		r.event(obj, e.Type, e.Reason, e.Action, "%s", e.Note)
+		told[e.Reason] = true
+	}
 	for _, typ := range []string{opsv1.ConditionSucceeded, opsv1.ConditionReady} {
 		was := meta.FindStatusCondition(orig.Status.Conditions, typ)
 		now := meta.FindStatusCondition(obj.Status.Conditions, typ)
 		if now == nil || (was != nil && was.Reason == now.Reason && was.Status == now.Status) {
 			continue
 		}
-		if quietStart(was, now) {
+		if quietStart(was, now) || told[now.Reason] {
 			continue
 		}
+		told[now.Reason] = true
 		if typ == opsv1.ConditionReady {
 			if s := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionSucceeded); s != nil && s.Reason == now.Reason {
 				continue // already told by the Succeeded event

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,9 +17,7 @@ import (
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/internal/emulator"
-	"github.com/routeopt/routeopt-operator/internal/remote"
 	"github.com/routeopt/routeopt-operator/internal/submit"
-	"github.com/routeopt/routeopt-operator/internal/testenv"
 )
 
 // TestKilledDuringSubmitBurst runs the manager binary against the test API server and the
@@ -37,13 +33,6 @@ func TestKilledDuringSubmitBurst(t *testing.T) {
 		method    = submit.MethodOptimizeToursLongRunning
 	)
 	started := time.Now()
-	bin, err := testenv.BuildManager(t.TempDir())
-	must(t, err)
-	t.Logf("manager built in %s", time.Since(started).Round(100*time.Millisecond))
-	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	must(t, testenv.Kubeconfig(testEnv, kubeconfig))
-
 	// Each submit takes a while at the emulator, so kills often land while one is in flight.
 	// The latency runs before the emulator serves the call: a kill during it leaves a request
 	// that the emulator still takes, the answer lost.
@@ -66,16 +55,9 @@ func TestKilledDuringSubmitBurst(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 7))
 	t.Logf("random kill points from seed %d", seed)
-	args := []string{"--watch-namespaces=" + ns, "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--max-concurrent-reconciles=2", "--api-qps=100", "--api-burst=50", "--request-timeout=5s", "--zap-log-level=error"}
-	env := []string{"HOME=" + dir, "KUBECONFIG=" + kubeconfig, remote.EmulatorHostEnv + "=" + strings.TrimPrefix(emu.URL, "http://")}
-	logs := &testenv.LogBuffer{}
-	run := func() *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, logs, logs
-		must(t, cmd.Start())
-		return cmd
-	}
+	m := newManagerBinary(t, emu.URL, "--watch-namespaces="+ns,
+		"--max-concurrent-reconciles=2", "--api-qps=100", "--api-burst=50", "--request-timeout=5s")
+	logs, run := m.logs, m.start
 
 	for round := 1; round <= kills; round++ {
 		cmd := run()

@@ -3,7 +3,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,17 +23,14 @@ import (
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/internal/budget"
+	"github.com/routeopt/routeopt-operator/internal/decide"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 	"github.com/routeopt/routeopt-operator/internal/remote"
+	"github.com/routeopt/routeopt-operator/internal/submitcap"
 )
 
 // Finalizer holds deletion of a resource with deletionPolicy Cancel until its cancel was sent.
-const Finalizer = "ops.routeopt.dev/cancel-on-delete"
-
-// finalWriteTimeout bounds the status write that ends a reconcile once the reconcile's own
-// context is cancelled (the manager is stopping); well within the Deployment's 10 s
-// terminationGracePeriodSeconds.
-const finalWriteTimeout = 5 * time.Second
+const Finalizer = decide.Finalizer
 
 // ClientSource hands out API clients per credential.
 type ClientSource interface {
@@ -109,10 +103,10 @@ type OptimizationOperationReconciler struct {
 	Now  func() time.Time
 	Rand func() float64
 
-	tracker  *tracker
+	memos    *memos
 	recovery *recovery
 	// submits keeps the requests of spec.submit within MaxSubmitsPerMinute (nil: no cap).
-	submits *submitCap
+	submits *submitcap.Cap
 	// saturated is whether the budget could not keep --max-poll-interval when last asked.
 	saturated atomic.Bool
 }
@@ -123,127 +117,31 @@ type OptimizationOperationReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile fetches the resource, runs the ordered steps, and writes status once at the end,
-// only when it changed.
-func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
-	obj := &opsv1.OptimizationOperation{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.forget(req.String())
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if mayCancel(obj) || maySubmit(obj) {
-		// Whether to send a cancel or a submit is decided on the stored record, never on a
-		// cache that may lag this process's writes or another process's: sending twice, or
-		// writing over an answer, are exactly the mistakes a lagging copy invites. For a
-		// submit, twice means a second solve, billed, that no name will ever point to.
-		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
-			if apierrors.IsNotFound(err) {
-				r.forget(req.String())
-			}
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-		if r.Options.Selector != nil && !r.Options.Selector.Matches(labels.Set(obj.Labels)) {
-			// Relabelled to another shard since the cache saw it: that shard's manager now
-			// owns the cancel or the submit, and both sending it would send it twice.
-			r.forget(req.String())
-			return ctrl.Result{}, nil
-		}
-	}
-	state := r.tracker.get(keyOf(obj), obj.UID)
-
-	// orig is what the server holds; an answer this process received but could not store yet
-	// (a cancel's, or a submit's and the operation name it brought) is added after it, so that
-	// this reconcile's write carries it.
-	orig := obj.DeepCopy()
-	state.restoreCancel(&obj.Status)
-	state.restoreSubmit(&obj.Status)
-	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("operation", policy.TrackedName(obj)))
-	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj, state)
-	}
-	if patched, err := r.reconcileFinalizer(ctx, obj); err != nil || patched {
-		// The finalizer patch comes back as a watch event at once; working on now would
-		// race the cache, which may not hold this reconcile's status writes yet.
+// Reconcile reads as four steps: observe the resource, decide the one thing to do, act on it,
+// record what it brought back (docs/architecture.md).
+func (r *OptimizationOperationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ob, err := r.observe(ctx, req)
+	if ob == nil || err != nil {
 		return ctrl.Result{}, err
 	}
-	defer func() {
-		// Status holds what this reconcile learned from the API, a cancel's answer above all.
-		// A shutdown cancels ctx, often in the middle of a remote call; the write must still
-		// land, or the next leader would send the cancel again. Bounded, so it cannot hold the
-		// shutdown for long.
-		writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
-		defer cancel()
-		if err := r.patchStatus(writeCtx, orig, obj); err != nil {
-			// What this reconcile learned is not stored, and the schedule says the operation
-			// was just read: without this, the retry would find nothing due and the object
-			// would keep its old status until the next poll, minutes away under a saturated
-			// budget. (A cancel's answer is kept in memory apart; see pollState.answer.)
-			// (Not when the API server refuses the object's writes as invalid: a read would
-			// spend a call on a status that cannot be stored either.)
-			if !apierrors.IsInvalid(err) {
-				state.nextPollAt = time.Time{}
-			}
-			retErr = errors.Join(retErr, err)
-			return
-		}
-		if obj.Status.Done {
-			// Only now that the terminal status, with any cancel answer, is stored may the
-			// memory of the resource go; and a finished operation needs no cancel on
-			// deletion, so the finalizer goes too.
-			r.forget(keyOf(obj))
-			_, err := r.reconcileFinalizer(writeCtx, obj)
-			retErr = errors.Join(retErr, err)
-		}
-	}()
-
-	if obj.Status.Done {
-		r.reconcileDone(obj)
-		return ctrl.Result{}, nil
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("operation", policy.TrackedName(ob.Obj)))
+	d := decide.Decide(r.config(), ob.Observation)
+	out, done, err := r.act(ctx, ob, d)
+	if done || err != nil {
+		return ctrl.Result{}, err
 	}
-	// Columns, docs and dashboards read the tracked name from status, whichever form the spec
-	// has. (A resource that finished under an earlier release keeps its status as it is: one
-	// write each for all of them at an upgrade would buy only a column.)
-	if obj.Status.OperationName == "" {
-		obj.Status.OperationName = obj.Spec.OperationName
-	}
-	if obj.Spec.Submit != nil {
-		res, track, err := r.reconcileSubmit(ctx, obj, orig, state)
-		if !track || err != nil {
-			return res, err
-		}
-	}
-	res, err := r.reconcileRemote(ctx, obj, state)
-	// When workers are busy, the queue hands out ready resources by this priority: the
-	// budget's order, so a cancel is not stuck behind polls before it even asks for a token.
-	now := r.Now()
-	prio := int(r.priority(obj, cancelPending(obj) && !now.Before(state.nextCancelAt), now))
-	res.Priority = &prio
-	return res, err
+	return r.record(ctx, ob, d, out)
 }
 
-// patchStatus writes status with one merge patch when it changed, then tells what changed in
-// events. Nothing in status changes on a poll that learned nothing new, so a quiet operation
-// causes no writes (every write refreshes GitOps tools watching the object).
-func (r *OptimizationOperationReconciler) patchStatus(ctx context.Context, orig, obj *opsv1.OptimizationOperation) error {
-	if equality.Semantic.DeepEqual(orig.Status, obj.Status) {
-		return nil
+// config is what the decisions need of the options.
+func (r *OptimizationOperationReconciler) config() decide.Config {
+	return decide.Config{
+		Poll:                   r.Options.Poll,
+		RemoteUnavailableAfter: r.Options.RemoteUnavailableAfter,
+		DeletionCancelTimeout:  r.Options.DeletionCancelTimeout,
+		CredentialsRecheck:     r.Options.CredentialsRecheck,
+		Burst:                  r.Budget.Burst(),
 	}
-	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if apierrors.IsInvalid(err) {
-			// The API server refuses this object's writes (a schema stricter than the stored
-			// object, for one): say so on the object itself, where its owner looks.
-			r.event(orig, corev1.EventTypeWarning, "StatusRejected", "Observe",
-				"The API server refused the status update: %v", err)
-		}
-		return fmt.Errorf("patch status of %s/%s: %w", obj.Namespace, obj.Name, err)
-	}
-	r.recordTransitions(orig, obj)
-	return nil
 }
 
 // SetupWithManager registers the reconciler. Only spec and deletion changes wake it: its own
@@ -255,13 +153,13 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 	if r.Rand == nil {
 		r.Rand = rand.Float64
 	}
-	r.tracker = newTracker()
+	r.memos = newMemos()
 	if n := r.Options.MaxSubmitsPerMinute; n > 0 {
 		window := r.Options.SubmitWindow
 		if window <= 0 {
 			window = time.Minute
 		}
-		r.submits = newSubmitCap(n, window, r.Now)
+		r.submits = submitcap.New(submitcap.Config{N: n, Window: window, Now: r.Now, Seed: r.submitAttempts})
 	}
 	r.recovery = newRecovery()
 	workers := r.Options.MaxConcurrentReconciles
@@ -283,6 +181,17 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 		Complete(r)
 }
 
+// submitAttempts rebuilds the submit cap's window of a project after a restart from the record:
+// every attempt is stored (status.submit.attemptedAt) before its request is sent, so the
+// cache's copy of every resource says what the processes before this one sent.
+func (r *OptimizationOperationReconciler) submitAttempts(project string, since time.Time) ([]time.Time, error) {
+	var list opsv1.OptimizationOperationList
+	if err := r.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list the attempts to send spec.submit: %w", err)
+	}
+	return submitcap.Attempts(list.Items, project, since), nil
+}
+
 func specOrDeletionChanged() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld, e.ObjectNew
@@ -290,6 +199,26 @@ func specOrDeletionChanged() predicate.Predicate {
 			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
 			len(o.GetFinalizers()) != len(n.GetFinalizers()) ||
 			// The approval of another attempt after SubmitUncertain: metadata, not spec.
-			o.GetAnnotations()[opsv1.AnnotationResubmit] != n.GetAnnotations()[opsv1.AnnotationResubmit]
+			o.GetAnnotations()[opsv1.AnnotationResubmit] != n.GetAnnotations()[opsv1.AnnotationResubmit] ||
+			answerArrived(o, n)
 	}}
+}
+
+// answerArrived reports whether a status write stored the answer to a submit: the name of the
+// operation it started, or its outcome. This process wakes for its own such writes too (it
+// requeues for them anyway); what matters is another process's: a resource relabelled to
+// this shard while the old one's submit was in flight learns the name only from that write.
+func answerArrived(o, n client.Object) bool {
+	oo, ok1 := o.(*opsv1.OptimizationOperation)
+	no, ok2 := n.(*opsv1.OptimizationOperation)
+	if !ok1 || !ok2 {
+		return false
+	}
+	outcome := func(x *opsv1.OptimizationOperation) opsv1.SubmitOutcome {
+		if x.Status.Submit == nil {
+			return ""
+		}
+		return x.Status.Submit.Outcome
+	}
+	return oo.Status.OperationName != no.Status.OperationName || outcome(oo) != outcome(no)
 }

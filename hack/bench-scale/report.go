@@ -168,6 +168,18 @@ func printManagerEnd(w io.Writer, r *report) {
 	} else {
 		fmt.Fprintf(w, "apiserver requests by verb:      %s\n", formatFloats(r.metrics.by("rest_client_requests_total", "method")))
 		fmt.Fprintf(w, "reconciles by result:            %s\n", formatFloats(r.metrics.by("controller_runtime_reconcile_total", "result")))
+		// What a reconcile costs beside the calls it makes: one per resource to start it, one
+		// per call. Denied calls that come back before their token add more.
+		var calls int64
+		for _, byCode := range r.counters {
+			for _, n := range byCode {
+				calls += n
+			}
+		}
+		reconciles := r.metrics.sum("controller_runtime_reconcile_total", nil)
+		if base := float64(calls + int64(len(r.objs))); base > 0 {
+			fmt.Fprintf(w, "reconciles / (calls + resources): %.0f / (%d + %d) = %.2f\n", reconciles, calls, len(r.objs), reconciles/base)
+		}
 		fmt.Fprintf(w, "calls deferred by the budget:    %.0f\n", r.metrics.sum("routeopt_api_budget_deferred_total", nil))
 	}
 	fmt.Fprintf(w, "error log lines:                 %d\n", r.logErrors)

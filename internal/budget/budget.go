@@ -3,11 +3,14 @@
 // Every remote call, whatever resource it serves, takes a token from one bucket (--api-qps,
 // --api-burst). Controller-runtime's RequeueAfter bypasses the work queue's rate limiter, so the
 // budget is enforced here, right where calls are made, and a reconcile that finds no token
-// returns at once with a delay instead of blocking a worker.
+// returns at once with a delay instead of blocking a worker. The delay is the caller's place in
+// line, so that coming back then it finds its token: every return too early costs a reconcile.
+//
+// Quota is per Google Cloud project, so RESOURCE_EXHAUSTED holds back the reads of that project
+// only; the rate is the operator's own pacing, and stays shared.
 package budget
 
 import (
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,10 +18,11 @@ import (
 )
 
 // Priority orders callers. Cancels jump the queue: polls leave a reserve of tokens that only
-// urgent calls may spend, no lower class is granted while a higher one waits, and callers wait
-// only for their own class and those above it, so a cancel is sent at once, or after the other
-// cancels, even while thousands of polls wait; and an operation never read goes before any
-// re-read.
+// urgent calls may spend, no caller takes tokens that a caller of a higher class expected back
+// needs, and callers wait only for their own class and those above it, so a cancel is sent at
+// once, or after the cancels before it, even while thousands of polls wait; and an operation
+// never read goes before any re-read. Within a class, callers are served in the order they were
+// first denied.
 type Priority int
 
 const (
@@ -51,19 +55,20 @@ type Budget struct {
 	lim     *rate.Limiter
 	base    rate.Limit
 	reserve float64
-	// pausedUntil holds polls and first reads back after RESOURCE_EXHAUSTED: quota is per
-	// project, so one resource's 429 means every read would get one too.
-	pausedUntil time.Time
-	// waiting holds, per class, the keys denied and not yet granted, with when each should be
-	// back. Denied callers are spread over the time the budget needs for all of their class and
-	// the classes above, so they do not come back in one herd. A class waits while any caller
-	// of a higher one is expected back; one that does not come back (its resource went away
-	// without Forget) stops counting once it is well overdue, so it cannot hold the others.
-	waiting [classes]map[string]time.Time
+	// pausedUntil holds a project's polls and first reads back after RESOURCE_EXHAUSTED: quota
+	// is per project, so one resource's 429 means every read of that project would get one too.
+	pausedUntil map[string]time.Time
+	// lines holds, per class, the callers denied and not yet granted. A caller is granted only
+	// if the tokens cover those expected back before it too, and a denied one is told to come
+	// back when the budget's rate will have made them. Callers of a paused project are not
+	// expected before the pause ends, so they hold nobody back; one that does not come back (its
+	// resource went away without Forget) is dropped once well overdue.
+	lines [classes]*line
+	// lastExpire is when the lines were last swept for callers long overdue.
+	lastExpire time.Time
 	// lastChange is when the rate last moved; it rises again only slowly.
 	lastChange time.Time
 	now        func() time.Time
-	rand       func() float64
 }
 
 // New returns a budget of qps calls a second with bursts of up to burst calls.
@@ -73,47 +78,132 @@ func New(qps float64, burst int) *Budget {
 		lim:  rate.NewLimiter(rate.Limit(qps), burst),
 		base: rate.Limit(qps),
 		// The reserve must leave a poll at least one token of the bucket, or a burst of 1
-		// would starve polls.
-		reserve: min(float64(burst)/4, 5, float64(burst)-1),
-		now:     time.Now,
-		rand:    rand.Float64,
+		// would starve polls. The bucket then also holds what a line of polls keeps in it: a
+		// poll's token, the reserve, and the cushion of as much again (see TakeFor).
+		reserve:     min(float64(burst)/4, 5, float64(burst)-1),
+		pausedUntil: map[string]time.Time{},
+		now:         time.Now,
 	}
-	for i := range b.waiting {
-		b.waiting[i] = map[string]time.Time{}
+	for i := range b.lines {
+		b.lines[i] = newLine()
 	}
 	return b
 }
 
-// Take asks for one call for key. It returns ok, or how long the caller should wait before
-// asking again.
+// Take is TakeFor of one call, of the unknown project "".
 func (b *Budget) Take(key string, p Priority) (wait time.Duration, ok bool) {
-	return b.TakeN(key, p, 1)
+	return b.TakeFor(key, "", p, 1)
 }
 
-// TakeN asks for n calls at once for key: all of them, or none. A cancel takes its confirming
-// read with it, so that read never waits behind other cancels.
+// TakeN is TakeFor of the unknown project "".
 func (b *Budget) TakeN(key string, p Priority, n int) (wait time.Duration, ok bool) {
+	return b.TakeFor(key, "", p, n)
+}
+
+// TakeFor asks for n calls at once for key, whose calls count against the quota of project
+// ("" when unknown): all of them, or none; n is at most Burst. A cancel takes its confirming
+// read with it, so that read never waits behind other cancels. It returns ok, or how long the
+// caller should wait before asking again: its place in line, so that coming back then it is
+// granted, unless calls of a higher class took the tokens meanwhile. A caller that comes back,
+// early or late, keeps its place.
+func (b *Budget) TakeFor(key, project string, p Priority, n int) (wait time.Duration, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-
-	need := float64(n)
-	if p < Urgent {
-		if now.Before(b.pausedUntil) {
-			return b.deny(key, p, b.pausedUntil.Sub(now)), false
-		}
-		if ahead := b.expectedAbove(p, now); ahead > 0 {
-			// Higher classes first: they are served at the budget's rate, then this one.
-			return b.deny(key, p, b.rateTime(float64(ahead))), false
-		}
-		need += b.reserve
+	if now.Sub(b.lastExpire) >= expireEvery {
+		b.expire(now)
 	}
-	if tokens := b.lim.TokensAt(now); tokens < need {
-		return b.deny(key, p, b.rateTime(need-tokens)), false
+	// A caller whose class changed goes to the back of its new class.
+	for c := range b.lines {
+		if Priority(c) != p {
+			b.lines[c].remove(key)
+		}
+	}
+
+	if p < Urgent && b.paused(project, now) {
+		// When the pause ends, the project's callers before this one go first.
+		ahead := b.ahead(key, p, sameProject(project))
+		return b.deny(key, project, p, n, now, b.pausedUntil[project].Sub(now)+b.rateTime(float64(ahead))), false
+	}
+	counted := b.expected(now)
+	ahead := b.ahead(key, p, counted)
+	tokens := b.lim.TokensAt(now)
+	if need := float64(ahead+n) + b.reserveFor(p); tokens < need && !b.spare(key, p, n, tokens, counted) {
+		if ahead > 0 {
+			// A caller with others before it waits for the reserve twice over. The second is
+			// a cushion: a few calls of a higher class arriving meanwhile would otherwise push
+			// back every caller in line, each denied once more when it comes.
+			need += b.reserveFor(p)
+		}
+		return b.deny(key, project, p, n, now, b.rateTime(need-tokens)), false
 	}
 	b.lim.AllowN(now, n)
-	b.drop(key)
+	b.lines[p].remove(key)
 	return 0, true
+}
+
+// reserveFor is what class p must leave in the bucket: the reserve for urgent calls.
+func (b *Budget) reserveFor(p Priority) float64 {
+	if p < Urgent {
+		return b.reserve
+	}
+	return 0
+}
+
+// ahead is the tokens needed by the counted callers served before key of class p: all of those
+// of the classes above, and those of class p denied before key.
+func (b *Budget) ahead(key string, p Priority, counted func(Priority, string) bool) int {
+	n := 0
+	for c := p; c <= Urgent; c++ {
+		of := func(project string) bool { return counted(c, project) }
+		if c == p {
+			n += b.lines[c].needBefore(key, of)
+		} else {
+			n += b.lines[c].need(of)
+		}
+	}
+	return n
+}
+
+// spare reports whether key may have n tokens out of turn. A full bucket throws away what it
+// makes, so the tokens of callers that did not come for them (late, or of a project paused since
+// they were told when to come) go to whoever asks, as long as the caller served next still
+// finds its own.
+func (b *Budget) spare(key string, p Priority, n int, tokens float64, counted func(Priority, string) bool) bool {
+	if tokens < float64(b.lim.Burst()) {
+		return false
+	}
+	next := b.next(key, p, counted)
+	return next != nil && tokens-float64(n) >= b.reserveFor(p)+float64(next.n)
+}
+
+// next is the first of the counted callers served before key of class p, or nil.
+func (b *Budget) next(key string, p Priority, counted func(Priority, string) bool) *waiter {
+	for c := Urgent; c >= p; c-- {
+		if w := b.lines[c].front(func(project string) bool { return counted(c, project) }); w != nil {
+			if w.key == key {
+				return nil
+			}
+			return w
+		}
+	}
+	return nil
+}
+
+// expected counts the callers that may be served before now's pauses end: urgent ones, and the
+// others of projects not paused.
+func (b *Budget) expected(now time.Time) func(Priority, string) bool {
+	return func(c Priority, project string) bool { return c == Urgent || !b.paused(project, now) }
+}
+
+// sameProject counts the reads of project, which its pause holds back.
+func sameProject(project string) func(Priority, string) bool {
+	return func(c Priority, of string) bool { return c < Urgent && of == project }
+}
+
+func (b *Budget) paused(project string, now time.Time) bool {
+	until, ok := b.pausedUntil[project]
+	return ok && now.Before(until)
 }
 
 // rateTime is how long the budget's current rate takes for n calls.
@@ -121,73 +211,79 @@ func (b *Budget) rateTime(n float64) time.Duration {
 	return time.Duration(n / float64(b.lim.Limit()) * float64(time.Second))
 }
 
-// deny records key as waiting in class p and says when to come back: after d, spread over the
-// time the budget needs for the callers that go before or with this one.
-func (b *Budget) deny(key string, p Priority, d time.Duration) time.Duration {
-	b.drop(key)
-	ahead := 1 // this caller
-	for c := p; c <= Urgent; c++ {
-		ahead += len(b.waiting[c])
-	}
-	wait := d + time.Duration(b.rand()*float64(b.rateTime(float64(ahead)))) + 10*time.Millisecond
-	b.waiting[p][key] = b.now().Add(wait)
+// comeBackMargin is added to every wait: the caller's timer and the bucket's arithmetic round
+// differently, and a caller back a hair too early would be denied.
+const comeBackMargin = 10 * time.Millisecond
+
+// deny keeps key in line in class p and tells it to come back after d.
+func (b *Budget) deny(key, project string, p Priority, n int, now time.Time, d time.Duration) time.Duration {
+	wait := d + comeBackMargin
+	b.lines[p].add(key, project, n, now.Add(wait))
 	return wait
 }
 
-func (b *Budget) drop(key string) {
-	for _, m := range b.waiting {
-		delete(m, key)
-	}
-}
-
-// overdueGrace is how long after its time a waiting caller still holds lower classes back.
+// overdueGrace is how long after its time a waiting caller still holds others back.
 const overdueGrace = 5 * time.Second
 
-// expectedAbove counts the callers of classes above p still expected back, and drops those
-// long overdue.
-func (b *Budget) expectedAbove(p Priority, now time.Time) int {
-	n := 0
-	for c := p + 1; c <= Urgent; c++ {
-		for key, back := range b.waiting[c] {
-			if now.Sub(back) > overdueGrace {
-				delete(b.waiting[c], key)
-			}
-		}
-		n += len(b.waiting[c])
+// expireEvery is how often Take sweeps the lines for callers long overdue: the sweep walks them
+// all.
+const expireEvery = time.Second
+
+// expire drops the callers long overdue, and the pauses that are over.
+func (b *Budget) expire(now time.Time) {
+	for _, l := range b.lines {
+		l.removeOverdue(now, overdueGrace)
 	}
-	return n
+	for project, until := range b.pausedUntil {
+		if !now.Before(until) {
+			delete(b.pausedUntil, project)
+		}
+	}
+	b.lastExpire = now
 }
 
-// Forget drops key from the waiting sets, when its resource is deleted or finished.
+// Forget drops key from the lines, when its resource is deleted or finished.
 func (b *Budget) Forget(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.drop(key)
-}
-
-// Pause reacts to RESOURCE_EXHAUSTED with RetryInfo: reads wait for the time the server
-// named, and not longer; the rate stays, so the backlog drains at the full budget once the
-// pause is over. Urgent calls do not wait.
-func (b *Budget) Pause(d time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.pauseLocked(d)
-}
-
-func (b *Budget) pauseLocked(d time.Duration) {
-	if until := b.now().Add(d); until.After(b.pausedUntil) {
-		b.pausedUntil = until
+	for _, l := range b.lines {
+		l.remove(key)
 	}
 }
 
-// Throttle reacts to RESOURCE_EXHAUSTED without RetryInfo, which leaves the budget to guess:
-// reads pause for d and the rate halves (down to a tenth of the configured rate). Recover
-// brings it back.
+// Pause is PauseProject of the unknown project "".
+func (b *Budget) Pause(d time.Duration) {
+	b.PauseProject("", d)
+}
+
+// PauseProject reacts to RESOURCE_EXHAUSTED with RetryInfo: the project's reads wait for the
+// time the server named, and not longer; the rate stays, so the backlog drains at the full
+// budget once the pause is over. Urgent calls, and the calls of other projects, do not wait.
+func (b *Budget) PauseProject(project string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pause(project, b.now().Add(d))
+}
+
+func (b *Budget) pause(project string, until time.Time) {
+	if until.After(b.pausedUntil[project]) {
+		b.pausedUntil[project] = until
+	}
+}
+
+// Throttle is ThrottleProject of the unknown project "".
 func (b *Budget) Throttle(d time.Duration) {
+	b.ThrottleProject("", d)
+}
+
+// ThrottleProject reacts to RESOURCE_EXHAUSTED without RetryInfo, which leaves the budget to
+// guess: the project's reads pause for d, and the rate of the whole budget, the operator's own
+// pacing, halves (down to a tenth of the configured rate). Recover brings it back.
+func (b *Budget) ThrottleProject(project string, d time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	b.pauseLocked(d)
+	b.pause(project, now.Add(d))
 	b.lim.SetLimitAt(now, max(b.lim.Limit()/2, b.base/10))
 	b.lastChange = now
 }
@@ -221,13 +317,14 @@ func (b *Budget) Burst() int {
 	return b.lim.Burst()
 }
 
-// Waiting is how many keys are waiting for a token.
+// Waiting is how many keys are waiting for a token, those of paused projects included.
 func (b *Budget) Waiting() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.expire(b.now())
 	n := 0
-	for _, m := range b.waiting {
-		n += len(m)
+	for _, l := range b.lines {
+		n += l.len()
 	}
 	return n
 }
@@ -236,5 +333,6 @@ func (b *Budget) Waiting() int {
 func (b *Budget) WaitingFor(p Priority) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.waiting[p])
+	b.expire(b.now())
+	return b.lines[p].len()
 }

@@ -10,7 +10,7 @@ import (
 // never holds more than 1, so every poll is denied forever.
 func TestBudgetBurstOnePolls(t *testing.T) {
 	for _, qps := range []float64{1, 5} {
-		b, clk := newTestBudget(qps, 1, 0)
+		b, clk := newTestBudget(qps, 1)
 		grants := 0
 		for clk.elapsed() < time.Minute {
 			wait, ok := b.Take("only", Poll)

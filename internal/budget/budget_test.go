@@ -3,7 +3,6 @@ package budget
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -17,17 +16,11 @@ func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func (c *fakeClock) elapsed() time.Duration  { return c.t.Sub(epoch) }
 
-// newTestBudget returns a budget on a fake clock whose random numbers all equal r (or come from
-// a seeded source when r < 0).
-func newTestBudget(qps float64, burst int, r float64) (*Budget, *fakeClock) {
+// newTestBudget returns a budget on a fake clock.
+func newTestBudget(qps float64, burst int) (*Budget, *fakeClock) {
 	b := New(qps, burst)
 	clk := &fakeClock{t: epoch}
 	b.now = clk.now
-	if r >= 0 {
-		b.rand = func() float64 { return r }
-	} else {
-		b.rand = rand.New(rand.NewPCG(1, 2)).Float64
-	}
 	return b, clk
 }
 
@@ -61,7 +54,7 @@ func TestBudgetBound(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, clk := newTestBudget(tc.qps, tc.burst, -1)
+			b, clk := newTestBudget(tc.qps, tc.burst)
 			rate := tc.qps
 			if tc.throttled {
 				b.Throttle(0)
@@ -111,7 +104,7 @@ func TestBudgetBound(t *testing.T) {
 			ideal := rate * tc.run.Seconds()
 			t.Logf("%d grants (%d urgent), %d denials in %v; qps*elapsed = %.0f, bound %.0f", grants, urgentGrants, denials,
 				tc.run, ideal, ideal+float64(tc.burst))
-			// Denied callers come back spread out, so a small bucket sometimes fills up unused.
+			// Callers come back up to a step late, so a small bucket may fill up unused now and then.
 			if float64(grants) < 0.8*ideal {
 				t.Errorf("only %d grants in %v at %.2f qps with demand above it, want at least %.0f", grants, tc.run, rate, 0.8*ideal)
 			}
@@ -141,7 +134,7 @@ func TestBudgetReserve(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("qps=%v/burst=%d", tc.qps, tc.burst), func(t *testing.T) {
-			b, clk := newTestBudget(tc.qps, tc.burst, 0)
+			b, clk := newTestBudget(tc.qps, tc.burst)
 			polls := 0
 			for i := 0; i < tc.burst+1; i++ {
 				if _, ok := b.Take(fmt.Sprintf("poll-%d", i), Poll); ok {
@@ -178,7 +171,7 @@ func TestBudgetWaitIsEnough(t *testing.T) {
 	for _, p := range []Priority{Poll, Urgent} {
 		for _, qps := range []float64{0.2, 1, 5, 50} {
 			t.Run(fmt.Sprintf("%v/qps=%v", p, qps), func(t *testing.T) {
-				b, clk := newTestBudget(qps, 10, 0)
+				b, clk := newTestBudget(qps, 10)
 				for i := 0; i < 20; i++ {
 					b.Take("drain", p)
 				}
@@ -220,7 +213,7 @@ func TestBudgetThrottlePause(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, clk := newTestBudget(10, 20, 0)
+			b, clk := newTestBudget(10, 20)
 			for _, p := range tc.pauses {
 				clk.t = epoch.Add(p.at)
 				b.Throttle(p.d)
@@ -266,7 +259,7 @@ func TestBudgetThrottleRate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("base=%v", tc.base), func(t *testing.T) {
-			b, clk := newTestBudget(tc.base, 10, 0)
+			b, clk := newTestBudget(tc.base, 10)
 			if !approx(b.Rate(), tc.base) {
 				t.Fatalf("initial rate %v, want %v", b.Rate(), tc.base)
 			}
@@ -312,7 +305,7 @@ func TestBudgetRecover(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, clk := newTestBudget(tc.base, 10, 0)
+			b, clk := newTestBudget(tc.base, 10)
 			for i, s := range tc.steps {
 				clk.t = epoch.Add(s.at)
 				if s.throttle {
@@ -332,7 +325,7 @@ func TestBudgetRecover(t *testing.T) {
 // a rise of exactly a quarter or the last, capped one.
 func TestBudgetRecoverAll(t *testing.T) {
 	for _, base := range []float64{0.5, 5, 10, 123} {
-		b, clk := newTestBudget(base, 10, 0)
+		b, clk := newTestBudget(base, 10)
 		for i := 0; i < 10; i++ {
 			b.Throttle(0)
 		}
@@ -363,22 +356,20 @@ func TestBudgetRecoverAll(t *testing.T) {
 	}
 }
 
-// TestBudgetSpread: denied callers are spread over the time the budget needs to serve all of
-// them, so the wait grows with the number of waiting keys.
+// TestBudgetSpread: denied callers are told their place in line, so they come back one by one
+// at the budget's rate: the wait grows with the number of keys waiting before.
 func TestBudgetSpread(t *testing.T) {
 	cases := []struct {
 		qps   float64
 		burst int
-		r     float64
 	}{
-		{10, 20, 0.5},
-		{10, 20, 0.999},
-		{1, 4, 0.5},
-		{5, 10, 0.25},
+		{10, 20},
+		{1, 4},
+		{5, 10},
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("qps=%v/burst=%d/rand=%v", tc.qps, tc.burst, tc.r), func(t *testing.T) {
-			b, _ := newTestBudget(tc.qps, tc.burst, tc.r)
+		t.Run(fmt.Sprintf("qps=%v/burst=%d", tc.qps, tc.burst), func(t *testing.T) {
+			b, _ := newTestBudget(tc.qps, tc.burst)
 			granted := 0
 			for i := 0; i < tc.burst; i++ {
 				if _, ok := b.Take(fmt.Sprintf("drain-%d", i), Poll); ok {
@@ -389,13 +380,16 @@ func TestBudgetSpread(t *testing.T) {
 			if b.Waiting() != 0 {
 				t.Fatalf("%d keys waiting after Forget, want 0", b.Waiting())
 			}
-			// The reserve is left: every poll is denied at this instant with the same deficit.
+			// The reserve is left: every poll is denied at this instant. The first is told to come
+			// back when the bucket holds its token and the reserve, each of the others one token
+			// later and after the cushion (the reserve again) that callers in line keep.
 			reserve := min(float64(tc.burst)/4, 5)
 			left := float64(tc.burst - granted)
 			deficit := time.Duration((1 + reserve - left) / tc.qps * float64(time.Second))
 			if deficit <= 0 {
 				t.Fatalf("no deficit: %v tokens left, reserve %v", left, reserve)
 			}
+			cushion := time.Duration(reserve / tc.qps * float64(time.Second))
 			var prev time.Duration
 			for n := 1; n <= 50; n++ {
 				key := fmt.Sprintf("op-%d", n)
@@ -406,7 +400,10 @@ func TestBudgetSpread(t *testing.T) {
 				if b.Waiting() != n {
 					t.Errorf("Waiting() = %d after %d denied keys", b.Waiting(), n)
 				}
-				want := deficit + time.Duration(tc.r*float64(n)/tc.qps*float64(time.Second)) + 10*time.Millisecond
+				want := deficit + time.Duration(float64(n-1)/tc.qps*float64(time.Second)) + 10*time.Millisecond
+				if n > 1 {
+					want += cushion
+				}
 				if d := wait - want; d < -time.Microsecond || d > time.Microsecond {
 					t.Errorf("key %d: wait %v, want %v", n, wait, want)
 				}
@@ -438,7 +435,7 @@ func TestBudgetSpread(t *testing.T) {
 
 // TestBudgetGrantLeavesWaiting: a granted key no longer counts as waiting.
 func TestBudgetGrantLeavesWaiting(t *testing.T) {
-	b, clk := newTestBudget(1, 4, 0)
+	b, clk := newTestBudget(1, 4)
 	for i := 0; i < 4; i++ {
 		b.Take("drain", Urgent)
 	}
@@ -451,11 +448,15 @@ func TestBudgetGrantLeavesWaiting(t *testing.T) {
 		t.Fatalf("Waiting() = %d, want 3", b.Waiting())
 	}
 	clk.advance(time.Second)
-	if _, ok := b.Take("b", Urgent); !ok {
-		t.Fatal("b denied after a token came back")
+	// The token is a's, which asked first.
+	if _, ok := b.Take("b", Urgent); ok {
+		t.Fatal("b granted the token of a, which was denied before it")
+	}
+	if _, ok := b.Take("a", Urgent); !ok {
+		t.Fatal("a denied after a token came back")
 	}
 	if b.Waiting() != 2 {
-		t.Errorf("Waiting() = %d after b was granted, want 2", b.Waiting())
+		t.Errorf("Waiting() = %d after a was granted, want 2", b.Waiting())
 	}
 }
 
@@ -469,7 +470,7 @@ func TestPriorityString(t *testing.T) {
 
 func TestNewClampsBurst(t *testing.T) {
 	for _, burst := range []int{-3, 0, 1} {
-		b, _ := newTestBudget(5, burst, 0)
+		b, _ := newTestBudget(5, burst)
 		if _, ok := b.Take("x", Urgent); !ok {
 			t.Errorf("burst %d: first urgent call denied", burst)
 		}
@@ -479,7 +480,7 @@ func TestNewClampsBurst(t *testing.T) {
 // TestPauseKeepsTheRate: a 429 with RetryInfo holds reads for the time it names, no longer,
 // and does not slow the budget down: after the pause the backlog drains at the full rate.
 func TestPauseKeepsTheRate(t *testing.T) {
-	b, clk := newTestBudget(5, 10, 0)
+	b, clk := newTestBudget(5, 10)
 	for range 20 {
 		b.Pause(5 * time.Second)
 		clk.advance(250 * time.Millisecond)
@@ -494,6 +495,10 @@ func TestPauseKeepsTheRate(t *testing.T) {
 	}
 	clk.t = end
 	granted := 0
+	// The poller, denied a moment ago, is first in line.
+	if _, ok := b.Take("poller", Poll); ok {
+		granted++
+	}
 	for i := range 100 {
 		if _, ok := b.Take(fmt.Sprintf("poll-%d", i), Poll); ok {
 			granted++

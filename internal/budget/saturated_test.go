@@ -35,7 +35,7 @@ func TestUrgentNotDelayedByWaitingPolls(t *testing.T) {
 	for _, polls := range []int{1000, 10000} {
 		t.Run(fmt.Sprintf("%d polls", polls), func(t *testing.T) {
 			const qps, urgent = 5.0, 100
-			b, clk := newTestBudget(qps, 10, -1)
+			b, clk := newTestBudget(qps, 10)
 			q := &visits{}
 			for i := range polls {
 				heap.Push(q, visit{at: epoch, key: fmt.Sprintf("poll-%d", i), p: Poll})
@@ -75,7 +75,7 @@ func TestUrgentNotDelayedByWaitingPolls(t *testing.T) {
 // cancels after them.
 func TestFirstReadsBeforeRereads(t *testing.T) {
 	const qps, polls, firsts, urgent = 5.0, 1000, 500, 20
-	b, clk := newTestBudget(qps, 10, -1)
+	b, clk := newTestBudget(qps, 10)
 	q := &visits{}
 	for i := range polls {
 		heap.Push(q, visit{at: epoch, key: fmt.Sprintf("poll-%d", i), p: Poll})

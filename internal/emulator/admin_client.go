@@ -171,3 +171,17 @@ func IsNotFound(err error) bool {
 	var ae *AdminError
 	return errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound
 }
+
+// CallRecords returns the latest /v1 calls one by one, in order of arrival,
+// with when each arrived and how it ended.
+func (c *AdminClient) CallRecords(ctx context.Context) (CallRecords, error) {
+	var out CallRecords
+	err := c.do(ctx, http.MethodGet, "callRecords", nil, &out)
+	return out, err
+}
+
+// SetProjectFaults replaces the fault configuration with faults that apply to
+// the calls of one project only.
+func (c *AdminClient) SetProjectFaults(ctx context.Context, project string, byMethod map[string]MethodFault) error {
+	return c.SetFaults(ctx, Faults{Projects: map[string]map[string]MethodFault{project: byMethod}})
+}

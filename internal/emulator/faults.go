@@ -64,6 +64,12 @@ type Faults struct {
 	Methods map[string]MethodFault `json:"methods,omitempty"`
 	// FailAll makes every /v1 call answer 503 UNAVAILABLE.
 	FailAll bool `json:"failAll,omitempty"`
+	// Projects scopes faults to the calls of one project: project ID, then
+	// method name or AllMethods, as in Methods. A call of a project with an
+	// entry here for its method (or "*") gets that entry instead of Methods';
+	// see projectOf for which calls belong to a project. Quota, outages and
+	// IAM are per project at Google, and one operator may serve several.
+	Projects map[string]map[string]MethodFault `json:"projects,omitempty"`
 }
 
 // Validate reports the first problem with f.
@@ -84,7 +90,7 @@ func (f Faults) Validate() error {
 			return fmt.Errorf("faults: %s: negative retryDelay, latency, failNext or hangNext", m)
 		}
 	}
-	return nil
+	return validateProjects(f.Projects)
 }
 
 func (f Faults) clone() Faults {
@@ -95,6 +101,7 @@ func (f Faults) clone() Faults {
 			c.Methods[k] = v
 		}
 	}
+	c.Projects = cloneProjects(f.Projects)
 	return c
 }
 
@@ -124,7 +131,7 @@ func (fi *faultInjector) set(f Faults) {
 	defer fi.mu.Unlock()
 	fi.faults = f.clone()
 	fi.rngs = map[string]*rand.Rand{}
-	fi.active.Store(f.FailAll || len(f.Methods) > 0)
+	fi.active.Store(f.FailAll || len(f.Methods) > 0 || len(f.Projects) > 0)
 }
 
 func (fi *faultInjector) get() Faults {
@@ -133,24 +140,38 @@ func (fi *faultInjector) get() Faults {
 	return fi.faults.clone()
 }
 
-// entry returns the configuration that applies to method; fi.mu must be
-// held. A method's own entry replaces the "*" entry entirely.
-func (fi *faultInjector) entry(method string) (key string, mf MethodFault, ok bool) {
+// entry returns the configuration that applies to a call of method in
+// project ("" for a call of no project); fi.mu must be held. A method's own
+// entry replaces the "*" entry entirely, and the project's entries replace
+// the global ones.
+func (fi *faultInjector) entry(project, method string) (at faultSlot, mf MethodFault, ok bool) {
+	if byMethod, found := fi.faults.Projects[project]; found && project != "" {
+		for _, key := range []string{method, AllMethods} {
+			if mf, ok := byMethod[key]; ok {
+				return faultSlot{project: project, key: key}, mf, true
+			}
+		}
+	}
 	if mf, ok := fi.faults.Methods[method]; ok {
-		return method, mf, true
+		return faultSlot{key: method}, mf, true
 	}
 	mf, ok = fi.faults.Methods[AllMethods]
-	return AllMethods, mf, ok
+	return faultSlot{key: AllMethods}, mf, ok
 }
 
 // latency returns the delay to add to a call of method.
 func (fi *faultInjector) latency(method string) time.Duration {
+	return fi.latencyFor("", method)
+}
+
+// latencyFor returns the delay to add to a call of method in project.
+func (fi *faultInjector) latencyFor(project, method string) time.Duration {
 	if !fi.active.Load() {
 		return 0
 	}
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
-	_, mf, _ := fi.entry(method)
+	_, mf, _ := fi.entry(project, method)
 	return mf.Latency
 }
 
@@ -163,6 +184,11 @@ type verdict struct {
 
 // decide returns the fault to inject into a call of method.
 func (fi *faultInjector) decide(method string) verdict {
+	return fi.decideFor("", method)
+}
+
+// decideFor returns the fault to inject into a call of method in project.
+func (fi *faultInjector) decideFor(project, method string) verdict {
 	if !fi.active.Load() {
 		return verdict{}
 	}
@@ -172,25 +198,25 @@ func (fi *faultInjector) decide(method string) verdict {
 	if fi.faults.FailAll {
 		return verdict{err: errUnavailable(method)}
 	}
-	key, mf, ok := fi.entry(method)
+	at, mf, ok := fi.entry(project, method)
 	if !ok {
 		return verdict{}
 	}
 	switch {
 	case mf.FailNext > 0:
 		mf.FailNext--
-		fi.faults.Methods[key] = mf
+		fi.store(at, mf)
 		return verdict{err: errUnavailable(method)}
 	case mf.HangNext > 0:
 		mf.HangNext--
-		fi.faults.Methods[key] = mf
+		fi.store(at, mf)
 		return verdict{hang: true}
 	case mf.rateSum() == 0:
 		return verdict{}
 	}
 	// New kinds go last, so that a seed keeps giving the sequences it gave
 	// before they existed.
-	u := fi.rng(method).Float64()
+	u := fi.rng(at.stream(method)).Float64()
 	bound := 0.0
 	for _, k := range []struct {
 		rate float64

@@ -106,6 +106,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err = writeAdminJSON(w, s.Counters())
 	case rest == "calls" && r.Method == http.MethodGet:
 		err = writeAdminJSON(w, s.Calls())
+	case rest == "callRecords" && r.Method == http.MethodGet:
+		err = writeAdminJSON(w, s.CallRecords())
 	case rest == "solves" && r.Method == http.MethodGet:
 		err = writeAdminJSON(w, s.Solves())
 	case rest == "faults" && r.Method == http.MethodGet:

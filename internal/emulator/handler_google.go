@@ -56,7 +56,9 @@ func (s *Server) serveGoogle(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// Arrival, not completion, is when a client spent the call: injected
 	// latency must not move it into a later second.
-	s.calls.add(rt.method, s.now())
+	arrived := s.now()
+	s.calls.add(rt.method, arrived)
+	rec := s.records.arrive(rt.method, rt.name, arrived)
 	sw := &statusWriter{ResponseWriter: w}
 	hung := s.handleGoogle(sw, r, rt)
 	switch {
@@ -66,6 +68,7 @@ func (s *Server) serveGoogle(w http.ResponseWriter, r *http.Request) {
 		sw.status = http.StatusOK
 	}
 	s.counters.add(rt.method, sw.status)
+	s.records.answer(rec, sw.status, s.now())
 
 	level := slog.LevelInfo
 	if rt.method == MethodGetOperation || rt.method == MethodListOperations {
@@ -91,14 +94,15 @@ const StatusNoAnswer = 0
 // dropped, and held until the client gave up.
 func (s *Server) handleGoogle(w http.ResponseWriter, r *http.Request, rt *route) (hung bool) {
 	cfg := s.settings.Load()
-	if d := s.faults.latency(rt.method); d > 0 {
+	project := projectOf(rt.name)
+	if d := s.faults.latencyFor(project, rt.method); d > 0 {
 		sleep(r.Context(), d)
 	}
 	if err := authorize(r, cfg, rt.method); err != nil {
 		writeError(w, err)
 		return false
 	}
-	v := s.faults.decide(rt.method)
+	v := s.faults.decideFor(project, rt.method)
 	if v.err != nil {
 		writeError(w, v.err)
 		return false

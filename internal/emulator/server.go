@@ -29,6 +29,7 @@ type Server struct {
 	counters *counters
 	solves   *solveCounters
 	calls    *callLog
+	records  *callRecords
 
 	idMu  sync.Mutex
 	idRng *mrand.Rand
@@ -69,6 +70,7 @@ func NewServer(opts Options) (*Server, error) {
 		counters: newCounters(),
 		solves:   newSolveCounters(),
 		calls:    newCallLog(),
+		records:  newCallRecords(maxCallRecords),
 	}
 	if s.clock == nil {
 		s.clock = realClock{}
@@ -137,6 +139,7 @@ func (s *Server) Reset() {
 	s.counters.reset()
 	s.solves.reset()
 	s.calls.reset()
+	s.records.reset()
 	s.faults.set(s.initial)
 	s.settings.Store(s.startup)
 	if s.seed != 0 {

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/routeopt/routeopt-operator/controllers"
 	"github.com/routeopt/routeopt-operator/internal/testenv"
 )
 
@@ -393,6 +394,27 @@ func TestDeploymentHardening(t *testing.T) {
 	}
 	if ports["metrics"] != 8443 {
 		t.Errorf("container ports %v, want metrics on 8443", ports)
+	}
+}
+
+// TestGracePeriodOutlastsACall: a rollout stops the manager while a call may be in flight; the
+// pod must live until the call's answer is stored, or a slow submit ends in SubmitUncertain.
+func TestGracePeriodOutlastsACall(t *testing.T) {
+	spec := renderedDeployment(t).Spec.Template.Spec
+	timeout := controllers.DefaultRequestTimeout
+	for _, a := range spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--request-timeout="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s: %v", a, err)
+			}
+			timeout = d
+		}
+	}
+	need := timeout + controllers.FinalWriteTimeout
+	if g := spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < need {
+		t.Errorf("terminationGracePeriodSeconds %v, want at least %s (--request-timeout %s + the final status write %s)",
+			g, need, timeout, controllers.FinalWriteTimeout)
 	}
 }
 

@@ -148,6 +148,41 @@ func ProblemFor(name string, f Failure, unavailable bool) Problem {
 // authHint says what to fix when the API refuses the credentials.
 const authHint = "Check that the credentials (spec.credentialsSecretRef, or the operator's Workload Identity) belong to a principal with the Route Optimization Editor role in the operation's project"
 
+// Messages of status.cancel when the operation was seen done before an answer to a cancel was
+// recorded (outcome AlreadyDone). The Succeeded condition repeats them, so both tell one story.
+const (
+	CancelNotSentMessage             = "The operation had already finished; no cancel was sent"
+	CancelUnansweredMessage          = "The operation finished before an answer to the cancel was recorded"
+	CancelUnansweredCancelledMessage = "The operation ended CANCELLED before an answer to the operator's cancel was recorded (the answer was lost to a restart, or every attempt failed until it ended): the cancel was sent and most likely taken"
+)
+
+// InvalidPollInterval is the problem of a spec.pollInterval that cannot be used.
+func InvalidPollInterval(name string, err error) Problem {
+	return Problem{Reason: opsv1.ReasonInvalidSpec, Message: Truncate(fmt.Sprintf(
+		"Nothing is sent for operation %s: spec.pollInterval cannot be used: %v; set a Go duration of at most 24h, or remove it",
+		name, err))}
+}
+
+// StandingProblem is the problem the stored Ready condition tells, when it tells one: a
+// reconcile that learned nothing new keeps it, instead of flipping Ready back and forth
+// between the problem and the state under it.
+func StandingProblem(obj *opsv1.OptimizationOperation) Problem {
+	c := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionReady)
+	if c == nil {
+		return Problem{}
+	}
+	switch c.Reason {
+	case opsv1.ReasonNotFound, opsv1.ReasonAuthFailed, opsv1.ReasonRequestRejected, opsv1.ReasonRemoteUnavailable,
+		opsv1.ReasonInvalidSpec, opsv1.ReasonSubmitUncertain, opsv1.ReasonInvalidRequest:
+		return Problem{Reason: c.Reason, Message: c.Message}
+	case opsv1.ReasonSubmitting:
+		if Submitting(obj) {
+			return Problem{Reason: c.Reason, Message: c.Message}
+		}
+	}
+	return Problem{}
+}
+
 // CancelProblemFor turns a failed cancel that is no answer (see CancelOutcome) into a Problem.
 // Only refused credentials are one: a person must act, though reads may still succeed.
 // Transient failures are retried and show as Cancelling.
@@ -199,7 +234,12 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 			set(opsv1.ConditionSucceeded, metav1.ConditionTrue, reason, msg)
 			set(opsv1.ConditionReady, metav1.ConditionTrue, reason, msg)
 		case e.Code == 1 && obj.Spec.Cancel:
+			// The message tells the story status.cancel tells: with no answer recorded
+			// (AlreadyDone), it does not claim this resource's cancel did it.
 			msg := fmt.Sprintf("Operation %s was cancelled as requested: %s (code %d): %s", name, e.Status, e.Code, e.Message)
+			if c := st.Cancel; c != nil && c.Outcome == opsv1.CancelAlreadyDone {
+				msg = fmt.Sprintf("Operation %s ended %s (code %d): %s. status.cancel.outcome AlreadyDone: %s", name, e.Status, e.Code, e.Message, c.Message)
+			}
 			set(opsv1.ConditionSucceeded, metav1.ConditionFalse, opsv1.ReasonCancelled, msg)
 			set(opsv1.ConditionReady, metav1.ConditionTrue, opsv1.ReasonCancelled, msg)
 		case e.Code == 1:

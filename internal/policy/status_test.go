@@ -724,3 +724,24 @@ func TestSetConditionsSubmit(t *testing.T) {
 		})
 	}
 }
+
+func TestAlreadyDoneTellsOneStory(t *testing.T) {
+	// The answer to a cancel was lost to a restart and the operation ended CANCELLED: the
+	// Succeeded condition tells what status.cancel tells, and does not claim that the cancel
+	// it never saw answered took "as requested".
+	at := metav1.Now()
+	o := &opsv1.OptimizationOperation{}
+	o.Spec.Cancel = true
+	o.Status.Done = true
+	o.Status.Error = &opsv1.OperationError{Code: 1, Status: "CANCELLED", Message: "cancelled"}
+	msg := "The operation ended CANCELLED before an answer to the operator's cancel was recorded"
+	o.Status.Cancel = &opsv1.CancelStatus{RequestedAt: &at, Outcome: opsv1.CancelAlreadyDone, Message: msg}
+	policy.SetConditions(o, policy.Problem{})
+	c := meta.FindStatusCondition(o.Status.Conditions, opsv1.ConditionSucceeded)
+	if c == nil || c.Reason != opsv1.ReasonCancelled || !strings.Contains(c.Message, msg) || strings.Contains(c.Message, "as requested") {
+		t.Errorf("Succeeded = %+v; status.cancel says %q", c, msg)
+	}
+	if r := meta.FindStatusCondition(o.Status.Conditions, opsv1.ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %+v, want True: the operation is cancelled, as the spec asks", r)
+	}
+}

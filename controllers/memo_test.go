@@ -7,7 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
-	"github.com/routeopt/routeopt-operator/internal/budget"
+	"github.com/routeopt/routeopt-operator/internal/decide"
 	"github.com/routeopt/routeopt-operator/internal/policy"
 )
 
@@ -15,14 +15,14 @@ func TestRestoreCancel(t *testing.T) {
 	sent := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	earlier := metav1.NewTime(sent.Add(-time.Minute))
 	sentAt := metav1.NewTime(sent)
-	answered := pollState{answer: &opsv1.CancelStatus{RequestedAt: &sentAt, Outcome: opsv1.CancelAccepted, Message: "accepted"}}
+	answered := memo{cancelAnswer: &opsv1.CancelStatus{RequestedAt: &sentAt, Outcome: opsv1.CancelAccepted, Message: "accepted"}}
 	tests := []struct {
 		name  string
-		state pollState
+		state memo
 		in    *opsv1.CancelStatus
 		want  *opsv1.CancelStatus
 	}{
-		{name: "nothing answered here", state: pollState{}, in: nil, want: nil},
+		{name: "nothing answered here", state: memo{}, in: nil, want: nil},
 		{name: "cache shows no cancel yet", state: answered, in: nil,
 			want: &opsv1.CancelStatus{RequestedAt: &metav1.Time{Time: sent}, Outcome: opsv1.CancelAccepted, Message: "accepted"}},
 		{name: "cache shows the request, not the answer", state: answered, in: &opsv1.CancelStatus{RequestedAt: &earlier},
@@ -34,7 +34,7 @@ func TestRestoreCancel(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &opsv1.OptimizationOperationStatus{Cancel: tc.in}
-			tc.state.restoreCancel(st)
+			tc.state.overlay(st)
 			if got, want := st.Cancel, tc.want; (got == nil) != (want == nil) ||
 				got != nil && (got.Outcome != want.Outcome || got.Message != want.Message || !got.RequestedAt.Equal(want.RequestedAt)) {
 				t.Errorf("status.cancel = %+v, want %+v", got, want)
@@ -54,11 +54,11 @@ func TestConfirmingReadsFollowTheAnswer(t *testing.T) {
 			RequestedAt: &requested, AnsweredAt: &answered, Outcome: opsv1.CancelAccepted}},
 	}
 	obj.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour))
-	r := &OptimizationOperationReconciler{Options: DefaultOptions, Rand: func() float64 { return 0.5 }, tracker: newTracker(), recovery: newRecovery(), Budget: budget.New(5, 10)}
-	if d := policy.NextPoll(r.Options.Poll, r.pollInput(obj, &pollState{}, now)); d > 2*time.Second {
+	in := policy.PollInput{Now: now, Started: obj.CreationTimestamp.Time, Jitter: 0.5, CancelAcceptedAt: decide.AcceptedAt(obj)}
+	if d := policy.NextPoll(DefaultOptions.Poll, in); d > 2*time.Second {
 		t.Errorf("next read %s after the accepted answer, want about a second", d)
 	}
-	if !r.followingCancel(obj, now) {
+	if !decide.FollowingCancel(obj, now) {
 		t.Error("the read after the accepted answer is not urgent")
 	}
 }
@@ -70,11 +70,11 @@ func TestRestoreSubmit(t *testing.T) {
 	attempt := func(when metav1.Time, outcome opsv1.SubmitOutcome) *opsv1.SubmitStatus {
 		return &opsv1.SubmitStatus{AttemptedAt: &when, Attempts: 1, RequestHash: "h", Outcome: outcome}
 	}
-	started := pollState{submitted: &submitAnswer{name: name, record: *attempt(at, opsv1.SubmitSubmitted)}}
-	refused := pollState{submitted: &submitAnswer{record: *attempt(at, opsv1.SubmitNotStarted)}}
+	started := memo{submitAnswer: &decide.SubmitAnswer{Name: name, Record: *attempt(at, opsv1.SubmitSubmitted)}}
+	refused := memo{submitAnswer: &decide.SubmitAnswer{Record: *attempt(at, opsv1.SubmitNotStarted)}}
 	tests := []struct {
 		name        string
-		state       pollState
+		state       memo
 		in          *opsv1.SubmitStatus
 		inName      string
 		wantOutcome opsv1.SubmitOutcome
@@ -91,7 +91,7 @@ func TestRestoreSubmit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &opsv1.OptimizationOperationStatus{Submit: tc.in, OperationName: tc.inName}
-			tc.state.restoreSubmit(st)
+			tc.state.overlay(st)
 			var got opsv1.SubmitOutcome
 			if st.Submit != nil {
 				got = st.Submit.Outcome
