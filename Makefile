@@ -105,12 +105,15 @@ update-modules: ## Rewrite the go.mod/go.sum of hack/tools and hack/controlplane
 ##@ Local environment
 
 .PHONY: demo
-demo: envtest-assets demo-binaries ## Walk through the operator on a local control plane with the emulator and kubectl (under a minute once built).
+demo: envtest-assets demo-binaries ## Walk through the operator on a local control plane with the emulator and kubectl (under a minute once built), a cancel answered UNIMPLEMENTED and one accepted.
 	hack/demo.sh demo
 
+## How the emulator of `make dev` answers CancelOperation: unimplemented (what Google's API answers today), supported, ignored or notfound.
+EMULATOR_CANCEL_MODE ?= unimplemented
+
 .PHONY: dev
-dev: envtest-assets demo-binaries ## Start the local control plane, the emulator and the manager; keep them running until Ctrl-C.
-	hack/demo.sh dev
+dev: envtest-assets demo-binaries ## Start the local control plane, the emulator (cancel mode EMULATOR_CANCEL_MODE) and the manager; keep them running until Ctrl-C.
+	EMULATOR_CANCEL_MODE=$(EMULATOR_CANCEL_MODE) hack/demo.sh dev
 
 .PHONY: demo-binaries
 demo-binaries: | $(LOCALBIN) ## Build bin/manager, bin/routeopt-emulator and bin/demo-env for make demo and make dev.
@@ -126,7 +129,7 @@ build: manifests generate fmt vet ## Build the manager (bin/manager) and the API
 	$(GO) build -o $(LOCALBIN)/routeopt-emulator ./cmd/routeopt-emulator
 
 .PHONY: run
-run: manifests generate fmt vet ## Run the manager from your host against the cluster in ~/.kube/config.
+run: manifests generate fmt vet ## Run the manager from your host against the cluster of your current kubeconfig ($KUBECONFIG, else ~/.kube/config).
 	$(GO) run ./cmd $(ARGS)
 
 ##@ Deployment
@@ -136,11 +139,11 @@ ifndef ignore-not-found
 endif
 
 .PHONY: install
-install: manifests ## Install the CRDs into the cluster in ~/.kube/config.
+install: manifests ## Install the CRDs into the cluster of your current kubeconfig ($KUBECONFIG, else ~/.kube/config).
 	$(KUBECTL) apply -k config/crd
 
 .PHONY: uninstall
-uninstall: manifests ## Uninstall the CRDs from the cluster in ~/.kube/config. Call with ignore-not-found=true to ignore missing resources.
+uninstall: manifests ## Uninstall the CRDs from the cluster of your current kubeconfig. Call with ignore-not-found=true to ignore missing resources.
 	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
 
 ## Image of the manager written into dist/install.yaml.
@@ -158,7 +161,7 @@ docker-push: ## Push the manager image IMG.
 	$(CONTAINER_TOOL) push $(IMG)
 
 .PHONY: deploy
-deploy: build-installer ## Apply dist/install.yaml (CRD, RBAC, manager with image IMG) to the cluster in ~/.kube/config.
+deploy: build-installer ## Apply dist/install.yaml (CRD, RBAC, manager with image IMG) to the cluster of your current kubeconfig ($KUBECONFIG, else ~/.kube/config).
 	$(KUBECTL) apply --server-side -f dist/install.yaml
 
 .PHONY: undeploy

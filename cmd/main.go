@@ -119,6 +119,10 @@ func parseFlags() (config, zap.Options) {
 		"The address Go's pprof endpoints bind to, for memory and CPU profiles; 0 (the default) disables them.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
+	// controller-runtime's usage says 'epoch', but with the flag unset it encodes RFC 3339.
+	if f := flag.CommandLine.Lookup("zap-time-encoding"); f != nil {
+		f.Usage = "Zap time encoding (one of 'epoch', 'millis', 'nano', 'iso8601', 'rfc3339' or 'rfc3339nano'). Defaults to 'rfc3339'."
+	}
 	flag.Parse()
 	flag.Visit(func(f *flag.Flag) {
 		switch f.Name {

@@ -42,6 +42,8 @@ func (r *OptimizationOperationReconciler) act(ctx context.Context, ob *observati
 		}
 	case decide.CancelOnDelete:
 		out = r.cancelOnDelete(ctx, ob, d)
+	case decide.WriteResult:
+		out = r.writeResult(ctx, ob, d)
 	}
 	out.At = r.Now()
 	return out, false, nil

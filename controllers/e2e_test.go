@@ -101,7 +101,7 @@ spec:
 	mustKubectl("", "wait", "optop/short", "--for=condition=Ready", "--timeout=60s")
 	mustKubectl("", "wait", "optop/long", "--for=jsonpath={.status.conditions[?(@.type==\"Succeeded\")].reason}=Running", "--timeout=60s")
 	out := mustKubectl("", "get", "optop")
-	for _, want := range []string{"NAME", "DONE", "STATE", "CANCEL", "AGE", "Succeeded", "Running"} {
+	for _, want := range []string{"NAME", "READY", "STATE", "DONE", "AGE", "Succeeded", "Running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl get optop lacks %q:\n%s", want, out)
 		}
@@ -110,7 +110,7 @@ spec:
 	mustKubectl("", "patch", "optop", "long", "--type", "merge", "-p", `{"spec":{"cancel":true}}`)
 	mustKubectl("", "wait", "optop/long", "--for=condition=Ready", "--timeout=60s")
 	out = mustKubectl("", "get", "optop", "-o", "wide")
-	for _, want := range []string{"OPERATION", "MESSAGE", "Cancelled", "Succeeded", long, "was cancelled as requested"} {
+	for _, want := range []string{"OPERATION", "START", "COMPLETION", "CANCEL", "MESSAGE", "Cancelled", "Accepted", "Succeeded", long, "was cancelled as requested"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl get optop -o wide lacks %q:\n%s", want, out)
 		}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"sync"
 
+	"google.golang.org/protobuf/types/known/anypb"
 	"k8s.io/apimachinery/pkg/types"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
@@ -24,6 +25,9 @@ type memo struct {
 	// forgotten.
 	cancelAnswer *opsv1.CancelStatus
 	submitAnswer *decide.SubmitAnswer
+	// response is the finished operation's response, from the read that found it done until
+	// it is written to spec.resultTo: no later read brings it without a call.
+	response *anypb.Any
 	// lastWorking is the client of the last call that the server did not refuse. Deletion
 	// falls back to it when the resource's Secret is already gone (a GitOps prune deletes
 	// both at once), so a cancel on delete is still sent.
@@ -88,6 +92,15 @@ func (t *memos) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.m)
+}
+
+// holdsResponse reports whether the memo of the resource key (with uid) holds a response to
+// write.
+func (t *memos) holdsResponse(key string, uid types.UID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.m[key]
+	return ok && s.uid == uid && s.response != nil
 }
 
 func (t *memos) forget(key string) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	rpb "cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
@@ -48,11 +49,13 @@ func (r *OptimizationOperationReconciler) observe(ctx context.Context, req ctrl.
 		}
 		return nil, client.IgnoreNotFound(err)
 	}
-	if decide.MayCancel(obj) || decide.MaySubmit(obj) {
+	if decide.MayCancel(obj) || decide.MaySubmit(obj) || r.memos.holdsResponse(req.String(), obj.UID) {
 		// Whether to send a cancel or a submit is decided on the stored record, never on a
 		// cache that may lag this process's writes or another process's: sending twice, or
 		// writing over an answer, are exactly the mistakes a lagging copy invites. For a
-		// submit, twice means a second solve, billed, that no name will ever point to.
+		// submit, twice means a second solve, billed, that no name will ever point to. A
+		// resource whose response this process holds for spec.resultTo was just written done:
+		// a cache without that write would read the operation again.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				r.forget(req.String())
@@ -81,8 +84,9 @@ func (r *OptimizationOperationReconciler) observe(ctx context.Context, req ctrl.
 			obj.Status.OperationName = obj.Spec.OperationName
 		}
 	}
-	ob.Observation = decide.Observation{Obj: obj, Now: r.Now(), Schedule: m.schedule, Jitter: r.Rand()}
-	if obj.Status.Done {
+	ob.Observation = decide.Observation{Obj: obj, Now: r.Now(), Schedule: m.schedule, Jitter: r.Rand(), ResponseHeld: m.response != nil}
+	if obj.Status.Done && (m.response != nil || !decide.ResultToWrite(obj)) {
+		// Nothing more is called for, except the read that brings back a response to store.
 		return ob, nil
 	}
 	creds, credsKey, credsErr := r.credentials(ctx, obj)
@@ -124,6 +128,9 @@ func (r *OptimizationOperationReconciler) observeRequest(ctx context.Context, ob
 		return fmt.Errorf("build the request of spec.submit: %w", err)
 	}
 	ob.request, ob.Request.Hash = req, req.Hash
+	if tours, ok := req.Message.(*rpb.OptimizeToursRequest); ok && tours.GetTimeout() != nil {
+		ob.Request.Timeout = tours.GetTimeout().AsDuration()
+	}
 	return nil
 }
 
@@ -166,7 +173,8 @@ func configMapOf(o client.Object) []string {
 
 // waitingOn maps a ConfigMap to the resources that read their request from it and have not
 // started a solve yet. Resources that did are not woken: what they sent is recorded, and a
-// change of the ConfigMap changes nothing for them.
+// change of the ConfigMap changes nothing for them. It also maps it to the resources whose
+// response waits for that name to be free (spec.resultTo).
 func (r *OptimizationOperationReconciler) waitingOn(ctx context.Context, cm client.Object) []reconcile.Request {
 	var list opsv1.OptimizationOperationList
 	if err := r.List(ctx, &list, client.InNamespace(cm.GetNamespace()), client.MatchingFields{configMapIndex: cm.GetName()}); err != nil {
@@ -178,6 +186,13 @@ func (r *OptimizationOperationReconciler) waitingOn(ctx context.Context, cm clie
 		if o := &list.Items[i]; decide.MaySubmit(o) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 		}
+	}
+	blocked, err := r.blockedBy(ctx, cm)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "cannot list the OptimizationOperations that write a ConfigMap", "configMap", keyOf(cm))
+	}
+	for _, key := range blocked {
+		reqs = append(reqs, reconcile.Request{NamespacedName: key})
 	}
 	return reqs
 }

@@ -114,7 +114,7 @@ type OptimizationOperationReconciler struct {
 // +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=ops.routeopt.dev,resources=optimizationoperations/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile reads as four steps: observe the resource, decide the one thing to do, act on it,
@@ -169,6 +169,9 @@ func (r *OptimizationOperationReconciler) SetupWithManager(mgr ctrl.Manager) err
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &opsv1.OptimizationOperation{}, configMapIndex, configMapOf); err != nil {
 		return fmt.Errorf("index OptimizationOperations by ConfigMap: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &opsv1.OptimizationOperation{}, resultToIndex, resultToOf); err != nil {
+		return fmt.Errorf("index OptimizationOperations by spec.resultTo: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&opsv1.OptimizationOperation{}, builder.WithPredicates(specOrDeletionChanged())).
 		// A request read from a ConfigMap that is missing or invalid waits for the ConfigMap to
@@ -200,6 +203,8 @@ func specOrDeletionChanged() predicate.Predicate {
 			len(o.GetFinalizers()) != len(n.GetFinalizers()) ||
 			// The approval of another attempt after SubmitUncertain: metadata, not spec.
 			o.GetAnnotations()[opsv1.AnnotationResubmit] != n.GetAnnotations()[opsv1.AnnotationResubmit] ||
+			// A read asked for now: metadata too. The same value again is no change.
+			o.GetAnnotations()[opsv1.AnnotationRequestedAt] != n.GetAnnotations()[opsv1.AnnotationRequestedAt] ||
 			answerArrived(o, n)
 	}}
 }
@@ -211,7 +216,9 @@ func specOrDeletionChanged() predicate.Predicate {
 func answerArrived(o, n client.Object) bool {
 	oo, ok1 := o.(*opsv1.OptimizationOperation)
 	no, ok2 := n.(*opsv1.OptimizationOperation)
-	if !ok1 || !ok2 {
+	if !ok1 || !ok2 || no.Spec.Submit == nil {
+		// A resource that names its operation gets status.operationName copied from its spec
+		// on its first write: no answer, and no reason to reconcile.
 		return false
 	}
 	outcome := func(x *opsv1.OptimizationOperation) opsv1.SubmitOutcome {

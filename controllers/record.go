@@ -31,6 +31,12 @@ func (r *OptimizationOperationReconciler) record(ctx context.Context, ob *observ
 	if res.SubmitAnswer != nil {
 		m.submitAnswer = res.SubmitAnswer
 	}
+	if res.Response != nil {
+		m.response = res.Response
+	}
+	if res.DropResponse {
+		m.response = nil
+	}
 	written := obj.DeepCopy()
 	if err := r.writeStatus(ctx, ob.orig, written, res.MustStore); err != nil {
 		// What this reconcile learned is not stored, and the schedule says the operation was
@@ -53,9 +59,11 @@ func (r *OptimizationOperationReconciler) record(ctx context.Context, ob *observ
 		r.forget(ob.key)
 	case obj.Status.Done:
 		// Only now that the terminal status, with any cancel answer, is stored may the memory
-		// of the resource go; and a finished operation needs no cancel on deletion, so the
-		// finalizer goes too.
-		r.forget(ob.key)
+		// of the resource go (unless a response waits there to be written to spec.resultTo);
+		// and a finished operation needs no cancel on deletion, so the finalizer goes too.
+		if !decide.ResultToWrite(obj) || decide.ResultBlocked(obj) {
+			r.forget(ob.key)
+		}
 		if obj.DeletionTimestamp.IsZero() {
 			err = r.setFinalizer(ctx, written, false)
 		}

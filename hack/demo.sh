@@ -12,7 +12,10 @@
 # Environment:
 #   DEMO_DIR        directory for the kubeconfig and logs (default: a new temporary directory,
 #                   removed on success and kept on failure)
-#   EMULATOR_ARGS   extra flags for bin/routeopt-emulator (default cancel mode: supported)
+#   EMULATOR_CANCEL_MODE  how the emulator answers CancelOperation: unimplemented (default, what
+#                   Google's API answers today), supported, ignored or notfound. The demo sets
+#                   the mode itself through the emulator's admin API before each cancel.
+#   EMULATOR_ARGS   extra flags for bin/routeopt-emulator
 #   MANAGER_ARGS    extra flags for bin/manager
 #   START_MANAGER   0 to start no manager (dev: run your own with `make run`)
 #
@@ -148,9 +151,10 @@ log "Starting kube-apiserver and etcd ..."
 "${BIN}/demo-env" controlplane --kubeconfig "${KUBECONFIG}" >"${DEMO_DIR}/controlplane.log" 2>&1 &
 CP_PID=$!
 
-log "Starting the Route Optimization emulator on 127.0.0.1:${EMU_PORT} ..."
+EMULATOR_CANCEL_MODE="${EMULATOR_CANCEL_MODE:-unimplemented}"
+log "Starting the Route Optimization emulator on 127.0.0.1:${EMU_PORT} (cancel mode ${EMULATOR_CANCEL_MODE}) ..."
 # shellcheck disable=SC2086 # EMULATOR_ARGS is a list of flags
-"${BIN}/routeopt-emulator" --listen "127.0.0.1:${EMU_PORT}" --cancel-mode supported ${EMULATOR_ARGS:-} \
+"${BIN}/routeopt-emulator" --listen "127.0.0.1:${EMU_PORT}" --cancel-mode "${EMULATOR_CANCEL_MODE}" ${EMULATOR_ARGS:-} \
   >"${DEMO_DIR}/emulator.log" 2>&1 &
 EMU_PID=$!
 export ROUTEOPTIMIZATION_EMULATOR_HOST="127.0.0.1:${EMU_PORT}"
@@ -197,6 +201,8 @@ ${BOLD}The environment is running. In another shell:${RESET}
   curl -s ${EMULATOR_URL}/emulator/v1/operations         # the emulator's admin API
 
 Emulator:  ${EMULATOR_URL} (Google REST surface under /v1/, admin API under /emulator/v1/)
+           cancel mode ${EMULATOR_CANCEL_MODE}; change it with
+           curl -X PUT ${EMULATOR_URL}/emulator/v1/config -d '{"cancelMode":"supported"}'
 EOF
   if [[ -n "${MGR_PID}" ]]; then
     cat <<EOF
@@ -230,18 +236,20 @@ run() {
   printf '%s$ %s%s\n' "${GREEN}" "$1" "${RESET}"
   eval "$1"
 }
-# state NAME: the reason of the Succeeded condition (the State column).
+# state NAME: the reason of the Ready condition (the STATE column).
 state() {
-  kubectl get optop "$1" -o jsonpath='{.status.conditions[?(@.type=="Succeeded")].reason}'
+  kubectl get optop "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'
 }
-# state_is NAME WANT: whether the State column of NAME reads WANT now (re-read on every call).
+# state_is NAME WANT: whether the STATE column of NAME reads WANT now (re-read on every call).
 state_is() { test "$(state "$1")" = "$2"; }
 wait_state() {
   local name="$1" want="$2"
   wait_until 60 "optop/${name} to reach ${want}" "${MGR_PID}" state_is "${name}" "${want}"
 }
+# cancel_outcome NAME: the server's answer to the cancel (status.cancel.outcome).
+cancel_outcome() { kubectl get optop "$1" -o jsonpath='{.status.cancel.outcome}'; }
 
-cat >"${DEMO_DIR}/short-solve.json" <<'EOF'
+cat >"${DEMO_DIR}/short-solve.json" <<'JSON'
 {
   "timeout": "5s",
   "model": {
@@ -254,57 +262,74 @@ cat >"${DEMO_DIR}/short-solve.json" <<'EOF'
     ]
   }
 }
-EOF
+JSON
+sed 's/"timeout": "5s"/"timeout": "15s"/' "${DEMO_DIR}/short-solve.json" >"${DEMO_DIR}/mid-solve.json"
 sed 's/"timeout": "5s"/"timeout": "600s"/' "${DEMO_DIR}/short-solve.json" >"${DEMO_DIR}/long-solve.json"
 
 create_url="${EMULATOR_URL}/v1/projects/demo-project/locations/global:optimizeToursLongRunning"
+config_url="${EMULATOR_URL}/emulator/v1/config"
 # operation_name FILE: the "name" of the Operation JSON in FILE.
 operation_name() {
   grep -o '"name": *"[^"]*"' "$1" | sed -n '1s/.*"\([^"]*\)"$/\1/p'
 }
 
-step "1. Start two solves through the Google-facing API (here the emulator): one of 5 s, one of 10 min"
+step "1. Start three solves through the Google-facing API (here the emulator): of 5 s, 15 s and 10 min"
 run "cat ${DEMO_DIR}/short-solve.json"
 run "curl -sS -X POST ${create_url} -H 'Content-Type: application/json' -d @${DEMO_DIR}/short-solve.json | tee ${DEMO_DIR}/short-op.json"
+run "curl -sS -X POST ${create_url} -H 'Content-Type: application/json' -d @${DEMO_DIR}/mid-solve.json | tee ${DEMO_DIR}/mid-op.json"
 run "curl -sS -X POST ${create_url} -H 'Content-Type: application/json' -d @${DEMO_DIR}/long-solve.json | tee ${DEMO_DIR}/long-op.json"
 SHORT_OP="$(operation_name "${DEMO_DIR}/short-op.json")"
+MID_OP="$(operation_name "${DEMO_DIR}/mid-op.json")"
 LONG_OP="$(operation_name "${DEMO_DIR}/long-op.json")"
-[[ -n "${SHORT_OP}" && -n "${LONG_OP}" ]] || fail "the emulator returned no operation names"
+[[ -n "${SHORT_OP}" && -n "${MID_OP}" && -n "${LONG_OP}" ]] || fail "the emulator returned no operation names"
 
-step "2. Track both operations with OptimizationOperation resources (from config/samples/)"
+step "2. Track the 5 s and the 10 min solves with OptimizationOperation resources (from config/samples/)"
 run "sed 's|operationName: .*|operationName: ${SHORT_OP}|' config/samples/ops_v1alpha1_optimizationoperation.yaml | kubectl apply -f -"
 run "sed 's|operationName: .*|operationName: ${LONG_OP}|' config/samples/ops_v1alpha1_optimizationoperation_deletionpolicy.yaml | kubectl apply -f -"
 wait_state nightly-routes Running
 wait_state weekly-plan Running
 
-step "3. Start a solve from Git: the model in a ConfigMap whose name kustomize derives from its content, the request in spec.submit"
+step "3. Track the 15 s solve with cancel: true, against a server that answers cancels UNIMPLEMENTED as Google's API does today"
+run "curl -sS -X PUT ${config_url} -d '{\"cancelMode\":\"unimplemented\"}' | grep cancelMode"
+run "sed 's|operationName: .*|operationName: ${MID_OP}|' config/samples/ops_v1alpha1_optimizationoperation_cancel.yaml | kubectl apply -f -"
+run "kubectl wait optop/abandoned-plan --for=jsonpath='{.status.cancel.outcome}'=Unsupported --timeout=60s"
+printf '%s# The server did not take the cancel: the solve keeps running, and the operator keeps tracking it:%s\n' "${DIM}" "${RESET}"
+run "kubectl get optop abandoned-plan -o wide"
+
+step "4. Start a solve from Git: the model in a ConfigMap whose name kustomize derives from its content, the request in spec.submit"
 run "kubectl kustomize config/samples/configmap-model | sed -n '/^kind: OptimizationOperation/,\$p'"
 run "kubectl apply -k config/samples/configmap-model"
 wait_state morning-routes Running
 printf '%s# The operator recorded the attempt before it sent the request, then the answer:%s\n' "${DIM}" "${RESET}"
 run "kubectl get optop morning-routes -o jsonpath='{.status.submit}{\"\\n\"}'"
 
-step "4. Both forms side by side: two resources track solves started through the API, one started its own (the Operation column is status.operationName in both)"
+step "5. All four side by side: three track solves started through the API, one started its own (OPERATION is status.operationName in both)"
 run "kubectl get optop -o wide"
 
-step "5. Cancel the long one: spec.cancel is a one-way latch"
+step "6. Cancel the long one against a server that takes cancels: spec.cancel is a one-way latch"
+run "curl -sS -X PUT ${config_url} -d '{\"cancelMode\":\"supported\"}' | grep cancelMode"
 run "kubectl patch optop weekly-plan --type merge -p '{\"spec\":{\"cancel\":true}}'"
-run "kubectl wait optop/weekly-plan --for=condition=Ready --timeout=60s"
+run "kubectl wait optop/weekly-plan --for=jsonpath='{.status.done}'=true --timeout=60s"
 printf '%s# Setting it back is refused by the API server:%s\n' "${DIM}" "${RESET}"
 run "kubectl patch optop weekly-plan --type merge -p '{\"spec\":{\"cancel\":false}}' || true"
 
-step "6. The short one and the one started from Git finish by themselves"
-run "kubectl wait optop/nightly-routes optop/morning-routes --for=condition=Succeeded --timeout=60s"
+step "7. The others run to their end, the one whose cancel was refused too (status.done turns true on success and on failure alike)"
+run "kubectl wait optop --all --for=jsonpath='{.status.done}'=true --timeout=60s"
 
-step "7. What happened, as events"
-run "kubectl describe optop morning-routes weekly-plan"
+step "8. What happened, as events"
+run "kubectl events --for optop/abandoned-plan"
+run "kubectl events --for optop/weekly-plan"
 
-step "8. A few of the operator's metrics"
-run "curl -s ${METRICS_URL} | grep -E '^routeopt_(operations|remote_requests_total|submits_total|cancel_latency_seconds_count)'"
+step "9. A few of the operator's metrics"
+run "curl -s ${METRICS_URL} | grep -E '^routeopt_(operations|remote_requests_total|submits_total|cancel_latency_seconds_count)' | grep -v ' 0\$'"
 
 [[ "$(state nightly-routes)" == Succeeded ]] || fail "nightly-routes ended $(state nightly-routes), want Succeeded"
 [[ "$(state morning-routes)" == Succeeded ]] || fail "morning-routes ended $(state morning-routes), want Succeeded"
 [[ "$(state weekly-plan)" == Cancelled ]] || fail "weekly-plan ended $(state weekly-plan), want Cancelled"
+[[ "$(cancel_outcome abandoned-plan)" == Unsupported ]] ||
+  fail "the cancel of abandoned-plan was answered '$(cancel_outcome abandoned-plan)', want Unsupported"
+[[ "$(state abandoned-plan)" == CompletedDespiteCancel ]] ||
+  fail "abandoned-plan ended $(state abandoned-plan), want CompletedDespiteCancel"
 
-step "9. Final state (the demo took $(($(date +%s) - START))s)"
-run "kubectl get optop"
+step "10. Final state (the demo took $(($(date +%s) - START))s)"
+run "kubectl get optop -o wide"

@@ -16,20 +16,16 @@ const (
 	DeletionPolicyCancel DeletionPolicy = "Cancel"
 )
 
-// OptimizationOperationSpec names a remote google.longrunning.Operation, or the request that
-// starts one, and what to do with it.
+// OptimizationOperationSpec names a remote google.longrunning.Operation, or the request that starts one, and what to do with it.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",message="spec.cancel is a one-way latch: once true it cannot be set back to false or removed. To run the work again, create a new OptimizationOperation for a new remote operation"
 // +kubebuilder:validation:XValidation:rule="has(self.operationName) != has(self.submit)",message="set exactly one of spec.operationName (track an operation started elsewhere) and spec.submit (start a solve)"
 // +kubebuilder:validation:XValidation:rule="has(self.operationName) == has(oldSelf.operationName)",message="operationName is immutable: it cannot be added or removed; create a new OptimizationOperation to track another operation"
 // +kubebuilder:validation:XValidation:rule="has(self.submit) == has(oldSelf.submit)",message="submit is immutable: it cannot be added or removed; create a new OptimizationOperation to start another solve"
+// +kubebuilder:validation:XValidation:rule="has(self.resultTo) == has(oldSelf.resultTo)",message="resultTo is immutable: it cannot be added or removed"
+// +kubebuilder:validation:XValidation:rule="!has(self.resultTo) || !has(self.submit) || has(self.submit.optimizeToursLongRunning)",message="resultTo needs an OptimizeToursResponse: batchOptimizeTours and optimizeToursUri write their results to Cloud Storage (status.result.outputs)"
+// +kubebuilder:validation:XValidation:rule="!has(self.resultTo) || !has(self.submit) || !has(self.submit.optimizeToursLongRunning) || !has(self.submit.optimizeToursLongRunning.configMapKeyRef) || self.resultTo.name != self.submit.optimizeToursLongRunning.configMapKeyRef.name",message="resultTo must name another ConfigMap than the request's (spec.submit.optimizeToursLongRunning.configMapKeyRef)"
 type OptimizationOperationSpec struct {
-	// operationName is the full resource name of a remote long-running operation
-	// started elsewhere, as returned by batchOptimizeTours,
-	// optimizeToursLongRunning or OptimizeToursUri:
-	// projects/{project}/locations/{location}/operations/{id} (or
-	// operations/{id}). Exactly one of operationName and submit is set. It
-	// cannot be changed, added or removed; create a new resource to track
-	// another operation.
+	// operationName is the full resource name of a remote long-running operation started elsewhere, as returned by batchOptimizeTours, optimizeToursLongRunning or OptimizeToursUri: projects/{project}/locations/{location}/operations/{id} (or operations/{id}). Exactly one of operationName and submit is set. It cannot be changed, added or removed; create a new resource to track another operation.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
@@ -38,58 +34,62 @@ type OptimizationOperationSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.contains('..')",message="operationName must not contain '..'"
 	OperationName string `json:"operationName,omitempty"`
 
-	// submit is the request that starts the solve this resource tracks: the
-	// operator sends it once, records the operation name the server answers in
-	// status.operationName, and then tracks that operation like one named by
-	// spec.operationName. Exactly one of operationName and submit is set.
+	// submit is the request that starts the solve this resource tracks: the operator sends it once, records the operation name the server answers in status.operationName, and then tracks that operation like one named by spec.operationName. Exactly one of operationName and submit is set.
 	//
-	// Route Optimization requests carry no request id, so a request whose answer
-	// is lost (a time-out, a dropped connection) may have started a solve that
-	// cannot be looked up. The operator never sends such a request again on its
-	// own: the resource goes to state SubmitUncertain, and the annotation
-	// ops.routeopt.dev/resubmit, set to the value of status.submit.attemptedAt,
-	// allows exactly one more attempt.
+	// Route Optimization requests carry no request id, so a request whose answer is lost (a time-out, a dropped connection) may have started a solve that cannot be looked up. The operator never sends such a request again on its own: the resource goes to state SubmitUncertain, and the annotation ops.routeopt.dev/resubmit, set to the value of status.submit.attemptedAt, allows exactly one more attempt.
 	//
-	// It is immutable: it cannot be changed, added or removed (to run another
-	// request, create a new OptimizationOperation). A ConfigMap it names may
-	// change without effect once the request was sent: status.submit.requestHash
-	// records what was sent.
+	// It is immutable: it cannot be changed, added or removed (to run another request, create a new OptimizationOperation). A ConfigMap it names may change without effect once the request was sent: status.submit.requestHash records what was sent.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="submit is immutable: the request may already have been sent; create a new OptimizationOperation to start another solve"
 	Submit *SubmitSpec `json:"submit,omitempty"`
 
-	// cancel requests a best-effort cancellation of the remote operation. It is a one-way latch:
-	// once true it cannot be set back to false or removed. The outcome is reported in status.cancel
-	// and in the Succeeded condition (Cancelling, Cancelled, CancelUnsupported, CompletedDespiteCancel).
+	// cancel requests a best-effort cancellation of the remote operation. It is a one-way latch: once true it cannot be set back to false or removed. The outcome is reported in status.cancel and in the Succeeded condition (Cancelling, Cancelled, CancelUnsupported, CompletedDespiteCancel).
 	// +optional
 	// +kubebuilder:default=false
 	Cancel bool `json:"cancel,omitempty"`
 
-	// deletionPolicy says what deleting this resource does to a still-running remote operation:
-	// Orphan (default) stops tracking only; Cancel sends a cancel first (best effort, never blocks
-	// deletion for longer than the operator's --deletion-cancel-timeout).
+	// deletionPolicy says what deleting this resource does to a still-running remote operation: Orphan (default) stops tracking only; Cancel sends a cancel first (best effort, never blocks deletion for longer than the operator's --deletion-cancel-timeout).
 	// +optional
 	// +kubebuilder:default=Orphan
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
-	// credentialsSecretRef names a key of a Secret in this resource's namespace that holds a Google
-	// service-account JSON key. When absent the operator's own Application Default Credentials
-	// are used (Workload Identity on GKE).
+	// credentialsSecretRef names a key of a Secret in this resource's namespace that holds a Google service-account JSON key. When absent the operator's own Application Default Credentials are used (Workload Identity on GKE).
 	// +optional
 	CredentialsSecretRef *SecretKeySelector `json:"credentialsSecretRef,omitempty"`
 
-	// pollInterval caps the time between two polls of this operation. The operator never polls
-	// more often than its --min-poll-interval, whatever this says.
-	// Written as a Go duration, such as 30s, 5m or 1h30m, of at most 24h. The pattern is Go's
-	// syntax, not the apiserver's looser "duration" format, which accepts values (1d) the
-	// operator could not decode. The rule checks the pattern before it parses, so it never
-	// fails to evaluate (numbers of at most five digits cannot overflow a Go duration): a
-	// rule that fails to evaluate would refuse every later write of an object stored before it.
+	// The pattern is Go's syntax, not the apiserver's looser "duration" format, which accepts
+	// values (1d) the operator could not decode. The rule checks the pattern before it parses, so
+	// it never fails to evaluate (numbers of at most five digits cannot overflow a Go duration):
+	// a rule that fails to evaluate would refuse every later write of an object stored before it.
+
+	// pollInterval caps the time between two reads of this operation. Unset, the cap is the operator's --max-poll-interval (5m by default).
+	//
+	// Within the cap, reads are spaced by the operation's age: about a fifth of the time it has run (a solve running for 10 minutes is read about every 2 minutes), never closer together than the operator's --min-poll-interval (1s by default), whatever this says. After an accepted cancel, reads follow the answer closely (about 1s, 2s, 4s ... after it); when the solve's deadline is known (status.expectedEndTime), one read comes a second after it and reads follow closely for 30s. When the operator's shared call budget (--api-qps) cannot read every running operation that often, reads come further apart.
+	//
+	// Written as a Go duration, such as 30s, 5m or 1h30m, of more than 0s and at most 24h; days (1d) are not accepted.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(\.[0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('24h')",message="pollInterval must be more than 0s and at most 24h"
 	PollInterval *Duration `json:"pollInterval,omitempty"`
+
+	// solveTimeout is the timeout the tracked solve was started with (the OptimizeToursRequest's timeout: at most 30m, or 1h with allowLargeDeadlineDespiteInterruptionRisk). The server answers before it, and large problems use most of it, so the operator reads the operation once just after the deadline it implies, counted from its first read (status.expectedEndTime), and closely until it is done, instead of learning of the end up to --max-poll-interval late. Before the deadline reads stay spaced by the solve's age, so an early finish is still seen within about a fifth of its age.
+	//
+	// Resources with spec.submit.optimizeToursLongRunning take it from their request's timeout (and ignore this field); batch and URI requests keep their models in Cloud Storage, where the operator cannot see the timeout: set it here if you know it.
+	//
+	// Written as a Go duration, such as 30m, of more than 0s and at most 1h.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]{1,5}(\.[0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('1h')",message="solveTimeout must be more than 0s and at most 1h"
+	SolveTimeout *Duration `json:"solveTimeout,omitempty"`
+
+	// resultTo names a ConfigMap in this resource's namespace that the operator creates, once the solve succeeded, with the full OptimizeToursResponse as protojson: under data["response.json"], or gzip-compressed under binaryData["response.json.gz"] when the JSON is over 256 KiB. The ConfigMap is owned by this resource (deleted with it) and written once; the condition ResultStored tells how it went. A response that does not fit in one ConfigMap (about 1 MiB, compressed) is not written (ResultStored False, TooLarge): use spec.submit.optimizeToursUri for large results. A ConfigMap of that name that the operator did not create for this resource is never written over (ResultStored False, NotOwned).
+	//
+	// Only an OptimizeToursResponse (optimizeToursLongRunning) has anything to store: batchOptimizeTours and optimizeToursUri write their results to Cloud Storage (status.result.outputs). It cannot be changed, added or removed.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="resultTo is immutable: the response may already have been written there"
+	ResultTo *ResultTarget `json:"resultTo,omitempty"`
 }
 
 // SecretKeySelector selects a key of a Secret in the same namespace.
@@ -112,8 +112,7 @@ type SecretKeySelector struct {
 
 // OperationError is the google.rpc.Status of an operation that finished with an error.
 type OperationError struct {
-	// code is the numeric google.rpc.Code (1 CANCELLED, 3 INVALID_ARGUMENT, 5 NOT_FOUND ...),
-	// never an HTTP status.
+	// code is the numeric google.rpc.Code (1 CANCELLED, 3 INVALID_ARGUMENT, 5 NOT_FOUND ...), never an HTTP status.
 	// +kubebuilder:validation:Minimum=-2147483648
 	// +kubebuilder:validation:Maximum=2147483647
 	Code int32 `json:"code"`
@@ -126,11 +125,9 @@ type OperationError struct {
 	Message string `json:"message,omitempty"`
 }
 
-// OperationResult is a small summary of a successful operation's response. The full response is
-// never copied: it can be megabytes, and Kubernetes objects are capped near 1.5 MiB.
+// OperationResult is a small summary of a successful operation's response. The full response is never copied: it can be megabytes, and Kubernetes objects are capped near 1.5 MiB.
 type OperationResult struct {
-	// type is the @type URL of the response, such as
-	// type.googleapis.com/google.maps.routeoptimization.v1.OptimizeToursResponse.
+	// type is the @type URL of the response, such as type.googleapis.com/google.maps.routeoptimization.v1.OptimizeToursResponse.
 	Type string `json:"type"`
 	// routes is the number of routes in an OptimizeToursResponse.
 	// +optional
@@ -148,6 +145,32 @@ type OperationResult struct {
 	// outputURI is where an OptimizeToursUri solve wrote its result.
 	// +optional
 	OutputURI string `json:"outputURI,omitempty"`
+	// vehiclesUsed is metrics.usedVehicleCount of an OptimizeToursResponse: the vehicles that perform at least one shipment.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
+	VehiclesUsed *int32 `json:"vehiclesUsed,omitempty"`
+	// visits is the number of visits (pickups and deliveries) over all routes of an OptimizeToursResponse.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
+	Visits *int32 `json:"visits,omitempty"`
+	// travelDistanceMeters is metrics.aggregatedRouteMetrics.travelDistanceMeters of an OptimizeToursResponse, rounded to the meter.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TravelDistanceMeters *int64 `json:"travelDistanceMeters,omitempty"`
+	// travelDuration is metrics.aggregatedRouteMetrics.travelDuration of an OptimizeToursResponse, as a Go duration (1h2m3s).
+	// +optional
+	TravelDuration Duration `json:"travelDuration,omitempty"`
+	// totalDuration is metrics.aggregatedRouteMetrics.totalDuration of an OptimizeToursResponse (travel, visits, waits, breaks and delays), as a Go duration.
+	// +optional
+	TotalDuration Duration `json:"totalDuration,omitempty"`
+	// outputs are where the results were written, for solves that write them to Cloud Storage: output.uri of an OptimizeToursUri response, or each modelConfigs[].outputConfig.gcsDestination.uri of a batchOptimizeTours request sent through spec.submit (its response names none).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=1252
+	Outputs []string `json:"outputs,omitempty"`
 }
 
 // CancelOutcome is what the server answered to the cancel request.
@@ -172,15 +195,12 @@ const (
 	CancelNotSubmitted CancelOutcome = "NotSubmitted"
 )
 
-// CancelStatus records a cancel request. A cancel is sent until an outcome is recorded, so the
-// request survives operator restarts.
+// CancelStatus records a cancel request. A cancel is sent until an outcome is recorded, so the request survives operator restarts.
 type CancelStatus struct {
-	// requestedAt is when the operator first acted on spec.cancel. It is recorded before the
-	// first cancel is sent, so a record without it means no cancel was ever sent.
+	// requestedAt is when the operator first acted on spec.cancel. It is recorded before the first cancel is sent, so a record without it means no cancel was ever sent.
 	// +optional
 	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
-	// answeredAt is when the server answered the cancel (the time of outcome Accepted,
-	// Unsupported or NotFound).
+	// answeredAt is when the server answered the cancel (the time of outcome Accepted, Unsupported or NotFound).
 	// +optional
 	AnsweredAt *metav1.Time `json:"answeredAt,omitempty"`
 	// outcome is the server's answer to the cancel; empty until one was received.
@@ -206,7 +226,9 @@ const (
 	ConditionStalled = "Stalled"
 )
 
-// Condition reasons. The Succeeded condition's reason is the State printer column.
+// Condition reasons. The Ready condition's reason is the State printer column and the state label
+// of routeopt_operations: the problem when there is one (AuthFailed, RemoteUnavailable ...),
+// otherwise the Succeeded condition's reason.
 const (
 	ReasonRunning                = "Running"
 	ReasonCancelling             = "Cancelling"
@@ -245,22 +267,21 @@ type OptimizationOperationStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// operationName is the remote operation this resource tracks:
-	// spec.operationName, or the name the server answered to spec.submit. Empty
-	// while a submit has not been answered.
+	// operationName is the remote operation this resource tracks: spec.operationName, or the name the server answered to spec.submit. Empty while a submit has not been answered.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	OperationName string `json:"operationName,omitempty"`
 
-	// submit records the attempts to send spec.submit; absent for resources that
-	// set spec.operationName.
+	// submit records the attempts to send spec.submit; absent for resources that set spec.operationName.
 	// +optional
 	Submit *SubmitStatus `json:"submit,omitempty"`
 
-	// done is true once the remote operation reported done. A finished operation is never
-	// polled again and its terminal status never changes.
+	// done is true once the remote operation reported done. A finished operation is never polled again and its terminal status never changes.
+	//
+	// It is false, never absent, once the operator wrote any status, so that the Done column and kubectl wait --for=jsonpath='{.status.done}'=true see it.
 	// +optional
-	Done bool `json:"done,omitempty"`
+	// +kubebuilder:default=false
+	Done bool `json:"done"`
 
 	// error is the operation's google.rpc.Status when it finished with an error.
 	// +optional
@@ -282,12 +303,20 @@ type OptimizationOperationStatus struct {
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
+	// expectedEndTime is when the solve must end at the latest: when it started plus its timeout (spec.solveTimeout, counted from startTime, or the timeout of the request spec.submit sent, counted from submittedAt). Unset when the timeout is not known. Reads come just after it; an operation still running well past it is read by its age again.
+	// +optional
+	ExpectedEndTime *metav1.Time `json:"expectedEndTime,omitempty"`
+
 	// completionTime is when the operator first observed the operation done.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
-	// conditions: Succeeded (the operation's outcome), Ready (the spec's intent reached) and
-	// Stalled (present only when True).
+	// lastHandledReconcileAt is the value of the annotation reconcile.fluxcd.io/requestedAt that the operator handled last (Flux's convention): a value different from it asks for one read now.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// conditions: Succeeded (the operation's outcome), Ready (the spec's intent reached) and Stalled (present only when True).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -296,18 +325,19 @@ type OptimizationOperationStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
 
-// OptimizationOperation tracks, and on request cancels, a Google Route Optimization long-running
-// operation (batchOptimizeTours, optimizeToursLongRunning, OptimizeToursUri): one started
-// elsewhere (spec.operationName) or one it starts itself (spec.submit).
+// OptimizationOperation tracks, and on request cancels, a Google Route Optimization long-running operation (batchOptimizeTours, optimizeToursLongRunning, OptimizeToursUri): one started elsewhere (spec.operationName) or one it starts itself (spec.submit).
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=optop,categories=routeopt
-// +kubebuilder:printcolumn:name="Done",type=boolean,JSONPath=`.status.done`
-// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`
-// +kubebuilder:printcolumn:name="Cancel",type=boolean,JSONPath=`.spec.cancel`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Status of the Ready condition: True once the spec's intent is reached"
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Reason of the Ready condition: the problem when there is one, otherwise the state of the operation"
+// +kubebuilder:printcolumn:name="Done",type=boolean,JSONPath=`.status.done`,description="Whether the remote operation finished"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:printcolumn:name="Operation",type=string,JSONPath=`.status.operationName`,priority=1
-// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Operation",type=string,JSONPath=`.status.operationName`,priority=1,description="The remote operation tracked"
+// +kubebuilder:printcolumn:name="Start",type=date,JSONPath=`.status.startTime`,priority=1,description="When the operator first observed the remote operation"
+// +kubebuilder:printcolumn:name="Completion",type=date,JSONPath=`.status.completionTime`,priority=1,description="When the operator first observed the operation done"
+// +kubebuilder:printcolumn:name="Cancel",type=string,JSONPath=`.status.cancel.outcome`,priority=1,description="The server's answer to the cancel (status.cancel.outcome)"
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1,description="Message of the Ready condition"
 type OptimizationOperation struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

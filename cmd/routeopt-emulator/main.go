@@ -55,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.opts.CancelDelay, "cancel-delay", 0, "time from a supported cancel to the operation being done with CANCELLED (0: at once)")
 	fs.DurationVar(&c.opts.BatchDuration, "batch-duration", emulator.DefaultBatchDuration, "how long a BatchOptimizeTours solve runs")
 	fs.DurationVar(&c.opts.LongRunningDuration, "long-running-duration", emulator.DefaultLongRunningDuration, "how long an OptimizeToursLongRunning solve runs when the request has no timeout")
+	fs.Float64Var(&c.opts.EarlyFinish, "early-finish", 0, "share of OptimizeToursLongRunning solves with a timeout that end before it, at a uniform point of it (the rest end at the timeout)")
 	fs.DurationVar(&c.opts.Retention, "retention", emulator.DefaultRetention, "how long finished operations stay readable before GET answers 404")
 	fs.BoolVar(&c.opts.RequireToken, "require-token", false, "require an Authorization: Bearer token on /v1 calls (401 without, 403 if not accepted)")
 	fs.Int64Var(&c.opts.Seed, "seed", 0, "seed for fault injection and, when non-zero, operation IDs")

@@ -4,7 +4,9 @@
 // was read once, cancels a spread and a burst of them, and prints one report: time to the
 // first reads, cancel latency seen on a watch, calls per second at the emulator against the
 // budget, status writes per object, and the manager's memory. With -storm it runs a fault
-// storm instead (storm.go). Run it with `make bench-scale`; see docs/performance.md.
+// storm instead (storm.go), and with -deadlines solves it starts itself through spec.submit,
+// whose deadlines it knows (deadlines.go). Run it with `make bench-scale`; see
+// docs/performance.md.
 package main
 
 import (
@@ -64,6 +66,7 @@ type options struct {
 	scheduleOnly   bool
 	storm          bool
 	st             stormOptions
+	dl             deadlineOptions
 }
 
 func parseFlags() options {
@@ -93,6 +96,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.storm, "storm", false,
 		"run the fault storm instead of the scale run: solves that end under faults, cancels amid them, then a quiet spell (-n defaults to 300)")
 	stormFlags(&o.st)
+	deadlineFlags(&o.dl)
 	flag.Parse()
 	if o.storm && !flagSet("n") {
 		// Set through the flag, so that the header prints the value in effect.
@@ -108,6 +112,9 @@ func flagSet(name string) bool {
 }
 
 func (o options) validate() error {
+	if o.dl.on {
+		return o.dl.validate(o.n, o.storm)
+	}
 	if o.storm {
 		return o.st.validate(o.n)
 	}
@@ -121,6 +128,7 @@ func main() {
 	o := parseFlags()
 	if o.scheduleOnly {
 		printScheduleComparison(os.Stdout, o.solve, o.scheduleTrials)
+		printDeadlineComparison(os.Stdout, o.scheduleTrials)
 		return
 	}
 	if err := o.validate(); err != nil {
@@ -228,6 +236,9 @@ func (b *bench) run(ctx context.Context) error {
 	if b.o.storm {
 		return b.runStorm(ctx, manager, kubeconfig)
 	}
+	if b.o.dl.on {
+		return b.runDeadlines(ctx, manager, kubeconfig)
+	}
 	if err := b.createOperations(ctx, func(int) time.Duration { return b.o.solve }); err != nil {
 		return err
 	}
@@ -286,6 +297,12 @@ func (b *bench) defaultTimeouts() {
 		}
 		return
 	}
+	if b.o.dl.on {
+		if b.o.timeout == 0 {
+			b.o.timeout = b.o.dl.submitBound(b.o.n, b.qps) + b.o.dl.timeouts.hi + b.o.dl.margin + 10*time.Minute
+		}
+		return
+	}
 	if b.o.readTimeout == 0 {
 		// N first reads take at least N/qps. A scheduler that lets the fast early re-reads of
 		// young operations take the budget needs several times that, which the run should
@@ -335,7 +352,12 @@ func (b *bench) buildManager(ctx context.Context) (string, error) {
 
 // managerArgs are the flags the manager runs with, but for the addresses chosen at start.
 func (b *bench) managerArgs() []string {
-	return strings.Fields(b.o.managerArgs)
+	args := strings.Fields(b.o.managerArgs)
+	if b.o.dl.on {
+		// First, so that -manager-args can still set it.
+		args = append([]string{fmt.Sprintf("--max-submits-per-minute=%d", b.o.n)}, args...)
+	}
+	return args
 }
 
 var defaultRe = regexp.MustCompile(`\(default ([^)]+)\)`)
@@ -403,7 +425,7 @@ func (b *bench) printHeader() {
 		}
 	})
 	fmt.Fprintf(w, "flags:        %s\n", strings.Join(fl, " "))
-	if b.o.storm {
+	if b.o.storm || b.o.dl.on {
 		fmt.Fprintf(w, "              (timeout %s in effect)\n", b.o.timeout)
 	} else {
 		fmt.Fprintf(w, "              (read-timeout %s and timeout %s in effect)\n", b.o.readTimeout, b.o.timeout)
@@ -443,6 +465,7 @@ func (b *bench) startEmulator() error {
 	if b.rec != nil {
 		opts.Logger = slog.New(b.rec)
 	}
+	b.deadlineEmulatorOptions(&opts)
 	srv := &http.Server{Handler: emulator.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	b.onCleanup(func() { _ = srv.Close() })

@@ -29,6 +29,7 @@ type objState struct {
 
 	cancelSent  time.Time // just before the cancel patch was sent
 	cancelledAt time.Time // first event with Succeeded reason Cancelled
+	doneAt      time.Time // first version with status.done
 	reason      string    // Succeeded reason last seen
 }
 
@@ -184,6 +185,9 @@ func (w *watcher) observe(t watch.EventType, o *opsv1.OptimizationOperation, now
 		return
 	}
 	s.last = o
+	if o.Status.Done && s.doneAt.IsZero() {
+		s.doneAt = now
+	}
 	if c := meta.FindStatusCondition(o.Status.Conditions, opsv1.ConditionSucceeded); c != nil {
 		s.reason = c.Reason
 		if c.Reason == opsv1.ReasonCancelled && s.cancelledAt.IsZero() && !s.cancelSent.IsZero() {

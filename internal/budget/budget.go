@@ -28,6 +28,9 @@ type Priority int
 const (
 	// Poll is a routine status read.
 	Poll Priority = iota
+	// Due is a read of an operation whose deadline has passed: its answer is due, and the
+	// longer it waits the later the result shows. Deadlines compete in the order they came.
+	Due
 	// First is the first read of an operation: until it, the resource shows nothing of it.
 	First
 	// Urgent is a cancel, and the reads that confirm it.
@@ -37,7 +40,7 @@ const (
 )
 
 // Priorities lists the classes, lowest first, for metrics.
-var Priorities = []Priority{Poll, First, Urgent}
+var Priorities = []Priority{Poll, Due, First, Urgent}
 
 func (p Priority) String() string {
 	switch p {
@@ -45,6 +48,8 @@ func (p Priority) String() string {
 		return "urgent"
 	case First:
 		return "first"
+	case Due:
+		return "due"
 	}
 	return "poll"
 }

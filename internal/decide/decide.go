@@ -62,13 +62,17 @@ type Schedule struct {
 	SubmitFailures int
 	NextSubmitAt   time.Time
 	SubmitInputs   string
+	// Result is the schedule of spec.resultTo's write and of reconcile.fluxcd.io/requestedAt.
+	Result ResultSchedule
 }
 
 // Request is what observing spec.submit's request found, when it may be sent.
 type Request struct {
-	// Method and Hash identify the request built.
-	Method string
-	Hash   string
+	// Method and Hash identify the request built; Timeout is its solve's deadline (0: not
+	// known: batch and URI requests keep their models, and timeouts, in Cloud Storage).
+	Method  string
+	Hash    string
+	Timeout time.Duration
 	// Problem says why it cannot be built (nothing is sent); Recheck: look again after
 	// Config.CredentialsRecheck (a permission, which no watch shows), else only on a change.
 	Problem *policy.Problem
@@ -91,6 +95,9 @@ type Observation struct {
 	Request Request
 	// Woken: the API answers again after an outage; a resource backing off is due now.
 	Woken bool
+	// ResponseHeld: this process holds the response of the finished operation, for
+	// spec.resultTo (the read that found it done is the only one that brings it).
+	ResponseHeld bool
 	// FairShare and Jitter shape the poll schedule (policy.PollInput).
 	FairShare time.Duration
 	Jitter    float64
@@ -125,10 +132,13 @@ const (
 	Release
 	// Forget drops the memory of a resource being deleted that holds no finalizer.
 	Forget
+	// WriteResult creates spec.resultTo's ConfigMap with the response of the finished
+	// operation, read again first when this process does not hold it (after a restart).
+	WriteResult
 )
 
 var actionNames = [...]string{"None", "AddFinalizer", "RemoveFinalizer", "Read", "RecordCancelRequest",
-	"SendCancel", "Submit", "NotSubmitted", "Finish", "CancelOnDelete", "Release", "Forget"}
+	"SendCancel", "Submit", "NotSubmitted", "Finish", "CancelOnDelete", "Release", "Forget", "WriteResult"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) {
@@ -137,9 +147,10 @@ func (a Action) String() string {
 	return "Unknown"
 }
 
-// Calls reports whether the action calls the API (and so takes from the budget).
+// Calls reports whether the action may call the API (and so take from the budget); WriteResult
+// calls it only when the response is not held.
 func (a Action) Calls() bool {
-	return a == Read || a == SendCancel || a == Submit || a == CancelOnDelete
+	return a == Read || a == SendCancel || a == Submit || a == CancelOnDelete || a == WriteResult
 }
 
 // Decision is what Decide says.
@@ -161,6 +172,8 @@ type Decision struct {
 	Deadline time.Time
 	// Note says why a Release comes without a cancel, for its event ("" : nothing to tell).
 	Note string
+	// Request is the value of reconcile.fluxcd.io/requestedAt this action serves ("": none).
+	Request string
 	// Schedule is the observed schedule with the resets the observation calls for (a new
 	// spec or new credentials retry at once).
 	Schedule Schedule
@@ -181,8 +194,7 @@ func Decide(c Config, o Observation) Decision {
 		return d
 	}
 	if obj.Status.Done {
-		d.Action = Finish
-		return d
+		return decideDone(c, o, d)
 	}
 	if policy.Submitting(obj) {
 		return decideSubmit(c, o, d)
@@ -229,6 +241,7 @@ const (
 func decideSubmit(c Config, o Observation, d Decision) Decision {
 	obj, now, s := o.Obj, o.Now, &d.Schedule
 	d.Priority = budget.First
+	d.Request = RequestedAt(obj, s.Result.HandledRequest)
 	switch submit.Decide(obj) {
 	case submit.StepNotSubmitted:
 		d.Action = NotSubmitted
@@ -252,6 +265,11 @@ func decideSubmit(c Config, o Observation, d Decision) Decision {
 		s.SubmitFailures, s.NextSubmitAt, s.RefusedCreds = 0, time.Time{}, ""
 		s.SubmitInputs = inputs
 	}
+	if d.Request != "" {
+		// Asked to try now: the last attempt certainly started nothing (StepSend), so sending
+		// again before its back-off ends cannot start a second solve.
+		s.NextSubmitAt = time.Time{}
+	}
 	if now.Before(s.NextSubmitAt) {
 		d.After = recheck(c, *s, s.NextSubmitAt, now)
 		return d
@@ -269,6 +287,7 @@ func decideTrack(c Config, o Observation, d Decision) Decision {
 		s.SeenGeneration = obj.Generation
 		p := policy.InvalidPollInterval(policy.TrackedName(obj), err)
 		d.Problem = &p
+		d.Request = RequestedAt(obj, s.Result.HandledRequest) // served: nothing can be read
 		return d
 	}
 	specChanged := obj.Generation != s.SeenGeneration
@@ -280,7 +299,13 @@ func decideTrack(c Config, o Observation, d Decision) Decision {
 	}
 	d.SendCancel = CancelPending(obj) && !now.Before(s.NextCancelAt)
 	d.Priority = PriorityOf(obj, d.SendCancel, now)
-	if now.Before(s.NextPollAt) && !specChanged && !credsChanged && !o.Woken {
+	// A read asked for through the annotation comes now, whatever the schedule or a back-off
+	// says, ahead of routine polls; handled once, it asks for nothing more.
+	requested := RequestedAt(obj, s.Result.HandledRequest)
+	if requested != "" && d.Priority < budget.First {
+		d.Priority = budget.First
+	}
+	if now.Before(s.NextPollAt) && !specChanged && !credsChanged && !o.Woken && requested == "" {
 		d.After = recheck(c, *s, s.NextPollAt, now)
 		return d
 	}
@@ -293,7 +318,7 @@ func decideTrack(c Config, o Observation, d Decision) Decision {
 		// holds only one): that read then never waits behind other cancels.
 		d.Action, d.Tokens = SendCancel, min(2, max(c.Burst, 1))
 	default:
-		d.Action = Read
+		d.Action, d.Request = Read, requested
 	}
 	return d
 }
@@ -316,8 +341,19 @@ func PriorityOf(obj *opsv1.OptimizationOperation, sendCancel bool, now time.Time
 		return budget.Urgent
 	case obj.Status.StartTime == nil:
 		return budget.First
+	case obj.Status.ExpectedEndTime != nil && !now.Before(obj.Status.ExpectedEndTime.Time):
+		// Its answer is due: deadlines go before routine polls, in the order they came.
+		return budget.Due
 	}
 	return budget.Poll
+}
+
+// SolveTimeout returns spec.solveTimeout (0 when unset).
+func SolveTimeout(obj *opsv1.OptimizationOperation) (time.Duration, error) {
+	if obj.Spec.SolveTimeout == nil {
+		return 0, nil
+	}
+	return obj.Spec.SolveTimeout.Parse()
 }
 
 // PollInterval returns spec.pollInterval (0 when unset).

@@ -15,12 +15,15 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
 	"github.com/routeopt/routeopt-operator/internal/budget"
 	"github.com/routeopt/routeopt-operator/internal/policy"
+	"github.com/routeopt/routeopt-operator/internal/result"
 )
 
 var (
@@ -297,6 +300,87 @@ func TestDecideAndFold(t *testing.T) {
 		{name: "submit/cancelled before sending", obj: func() *opsv1.OptimizationOperation { o := submitting(); o.Spec.Cancel = true; return o }(),
 			want: NotSubmitted, succeeded: "False/Cancelled", ready: "True/Cancelled", check: outcomeIs(opsv1.CancelNotSubmitted, "")},
 
+		// A solve whose deadline is known.
+		{name: "deadline/submit records the request's", obj: submitting(), observe: func(o *Observation) { o.Request.Timeout = 20 * time.Minute },
+			want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, Name: opName}, check: expectedEndIs(t0.Add(20 * time.Minute))},
+		{name: "deadline/spec.solveTimeout from the first read", obj: func() *opsv1.OptimizationOperation {
+			o := tracked()
+			d := opsv1.Duration("30m")
+			o.Spec.SolveTimeout = &d
+			return o
+		}(), want: Read, out: Outcome{Op: runningOp}, check: expectedEndIs(t0.Add(30 * time.Minute))},
+		{name: "deadline/no read planned past it", obj: func() *opsv1.OptimizationOperation {
+			o := running()
+			end := metav1.NewTime(t0.Add(10 * time.Second))
+			o.Status.ExpectedEndTime = &end
+			return o
+		}(), schedule: due, want: Read, out: Outcome{Op: runningOp}, check: requeueIs(10*time.Second + policy.JustAfter)},
+		{name: "deadline/past it: due before routine polls", obj: func() *opsv1.OptimizationOperation {
+			o := running()
+			end := metav1.NewTime(t0.Add(-2 * time.Second))
+			o.Status.ExpectedEndTime = &end
+			return o
+		}(), schedule: due, want: Read, out: Outcome{Op: runningOp}, check: all(priorityIs(budget.Due), requeueIs(3*time.Second))},
+
+		// reconcile.fluxcd.io/requestedAt: one read now, whatever the schedule; a value is handled once.
+		{name: "reread/not due, asked for: read now", obj: requested(running(), "1"), schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(time.Hour)},
+			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Running", check: all(priorityIs(budget.First), handledIs("1"))},
+		{name: "reread/the value handled asks for nothing", obj: handled(requested(running(), "1"), "1"),
+			schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(time.Minute)}, want: None, check: requeueIs(time.Minute)},
+		{name: "reread/handled by this process, the cache lagging", obj: requested(running(), "1"),
+			schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(time.Minute), Result: ResultSchedule{HandledRequest: "1"}}, want: None, check: requeueIs(time.Minute)},
+		{name: "reread/a new value after one handled", obj: handled(requested(running(), "2"), "1"),
+			schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(time.Hour)}, want: Read, out: Outcome{Op: runningOp}, check: handledIs("2")},
+		{name: "reread/not found, backing off: read now, found", obj: requested(withProblem(tracked(), opsv1.ReasonNotFound), "1"),
+			schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(5 * time.Minute), Failures: 1, LastFailure: &policy.Failure{Kind: policy.NotFound}},
+			want:     Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Running", ready: "False/Running", check: all(priorityIs(budget.First), handledIs("1"))},
+		{name: "reread/a failed read is handled too", obj: requested(running(), "1"), schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(time.Hour)},
+			want: Read, out: Outcome{ReadErr: notFound}, succeeded: "False/NotFound", check: handledIs("1")},
+		{name: "reread/budget denied: not handled yet", obj: requested(running(), "1"), schedule: Schedule{SeenGeneration: 1, NextPollAt: t0.Add(time.Hour)},
+			want: Read, out: Outcome{Denied: true, Wait: 2 * time.Second}, check: all(handledIs(""), requeueIs(2*time.Second))},
+		{name: "reread/a cancel is not delayed by it", obj: requested(cancelRecorded(), "1"), schedule: Schedule{SeenGeneration: 2, ReadForCancel: true},
+			want: SendCancel, out: Outcome{CancelSent: true, Op: runningOp}, check: all(priorityIs(budget.Urgent), handledIs(""))},
+		{name: "reread/done: recorded without a read", obj: requested(done(), "1"), want: Finish, succeeded: "True/Succeeded", check: handledIs("1")},
+		{name: "reread/submit backing off: sent now", obj: requested(attempted(opsv1.SubmitNotStarted), "1"),
+			schedule: Schedule{SubmitInputs: "h adc", NextSubmitAt: t0.Add(time.Hour)}, observe: func(o *Observation) { o.Request.Hash = "h" },
+			want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, Name: opName}, check: handledIs("1")},
+		{name: "reread/submit uncertain: nothing sent, handled", obj: requested(attempted(opsv1.SubmitUncertain), "1"), want: None,
+			ready: "False/SubmitUncertain", check: handledIs("1")},
+
+		// spec.resultTo: the response of a finished solve, kept from the read that found it done,
+		// is written in the next reconcile.
+		{name: "result/read finds it done: the response is kept", obj: resultTo(tracked()), want: Read, out: Outcome{Op: toursOp},
+			succeeded: "True/Succeeded", check: all(responseKept, requeueIs(Immediately), storedIs(""))},
+		{name: "result/write the response held", obj: resultTo(toursDone()), observe: func(o *Observation) { o.ResponseHeld = true },
+			want: WriteResult, out: Outcome{Write: &ResultWrite{Stored: true, Encoded: result.Encoded{Key: opsv1.ResultKeyJSON, JSONBytes: 10}}},
+			succeeded: "True/Succeeded", ready: "True/Succeeded",
+			check: all(priorityIs(budget.First), tokensAre(0), storedIs("True/Stored"), eventIs(opsv1.ConditionResultStored), responseDropped)},
+		{name: "result/after a restart: read again, then written", obj: resultTo(toursDone()), want: WriteResult,
+			out:   Outcome{Op: toursOp, Write: &ResultWrite{Stored: true, Encoded: result.Encoded{Key: opsv1.ResultKeyGzip, JSONBytes: 300 << 10}}},
+			check: all(tokensAre(1), storedIs("True/Stored"))},
+		{name: "result/written before a restart", obj: resultTo(toursDone()), want: WriteResult,
+			out: Outcome{Write: &ResultWrite{Found: true, InTheWay: result.Complete, Stored: true, Existing: true}}, check: storedIs("True/Stored")},
+		{name: "result/too large: the solve still succeeded", obj: resultTo(toursDone()), observe: func(o *Observation) { o.ResponseHeld = true },
+			want: WriteResult, out: Outcome{Write: &ResultWrite{TooLarge: &result.TooLargeError{JSONBytes: 9 << 20, CompressedBytes: 2 << 20}}},
+			succeeded: "True/Succeeded", ready: "True/Succeeded", check: all(storedIs("False/TooLarge"), eventIs("ResultNotStored"), responseDropped)},
+		{name: "result/a ConfigMap in the way", obj: resultTo(toursDone()), observe: func(o *Observation) { o.ResponseHeld = true },
+			want: WriteResult, out: Outcome{Write: &ResultWrite{Found: true, InTheWay: result.Foreign}},
+			check: all(storedIs("False/NotOwned"), requeueIs(0), responseDropped)},
+		{name: "result/write refused: tried again soon", obj: resultTo(toursDone()), want: WriteResult,
+			out:   Outcome{Op: toursOp, Write: &ResultWrite{Err: apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "routes", errors.New("no"))}},
+			check: all(storedIs("False/WriteFailed"), requeueAtMost(cfg.CredentialsRecheck), responseKept)},
+		{name: "result/backing off", obj: resultTo(toursDone()), schedule: Schedule{Result: ResultSchedule{NextAt: t0.Add(time.Minute)}},
+			want: None, check: requeueIs(time.Minute)},
+		{name: "result/asked for again: no back-off", obj: requested(resultTo(toursDone()), "1"), schedule: Schedule{Result: ResultSchedule{NextAt: t0.Add(time.Minute)}},
+			want: WriteResult, out: Outcome{Op: toursOp, Write: &ResultWrite{Stored: true}}, check: all(storedIs("True/Stored"), handledIs("1"))},
+		{name: "result/budget denied", obj: resultTo(toursDone()), want: WriteResult, out: Outcome{Denied: true, Wait: time.Second},
+			check: all(storedIs(""), requeueIs(time.Second))},
+		{name: "result/expired before it was stored", obj: resultTo(toursDone()), want: WriteResult, out: Outcome{ReadErr: notFound},
+			succeeded: "True/Succeeded", check: storedIs("False/ResponseUnavailable")},
+		{name: "result/failed solve: nothing to store", obj: resultTo(tracked()), want: Read,
+			out: Outcome{Op: op(&rpcstatus.Status{Code: 3, Message: "bad model"})}, succeeded: "False/Failed", check: storedIs("False/NoResponse")},
+		{name: "result/stored: nothing more", obj: stored(resultTo(toursDone())), want: Finish, check: storedIs("")},
+
 		// Deletion, each policy.
 		{name: "delete/orphan", obj: deleting(opsv1.DeletionPolicyOrphan, time.Second), want: Release, check: released},
 		{name: "delete/orphan without finalizer", obj: func() *opsv1.OptimizationOperation {
@@ -358,8 +442,11 @@ func TestDecideAndFold(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, d, r)
 			}
-			if r.Status.Done && r.Requeue != 0 {
+			if r.Status.Done && r.Requeue != 0 && !ResultToWrite(obj) {
 				t.Errorf("a finished operation comes back after %s", r.Requeue)
+			}
+			if r.ResultStored != nil && cond(obj, opsv1.ConditionResultStored) != string(r.ResultStored.Status)+"/"+r.ResultStored.Reason {
+				t.Errorf("ResultStored recorded as %s, folded as %+v", cond(obj, opsv1.ConditionResultStored), r.ResultStored)
 			}
 		})
 	}
@@ -419,6 +506,14 @@ func requeueAtLeast(limit time.Duration) check {
 	return func(t *testing.T, _ Decision, r Result) {
 		if r.Requeue < limit {
 			t.Errorf("requeue %s, want at least %s", r.Requeue, limit)
+		}
+	}
+}
+
+func expectedEndIs(want time.Time) check {
+	return func(t *testing.T, _ Decision, r Result) {
+		if e := r.Status.ExpectedEndTime; e == nil || !e.Time.Equal(want) {
+			t.Errorf("status.expectedEndTime = %v, want %s", e, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"google.golang.org/protobuf/types/known/anypb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -40,6 +41,8 @@ type Outcome struct {
 	// Name and SubmitErr are the answer to the submit.
 	Name      string
 	SubmitErr error
+	// Write is what became of spec.resultTo's ConfigMap (nil: nothing was tried).
+	Write *ResultWrite
 }
 
 // Event is an event to emit once the status is written.
@@ -77,6 +80,12 @@ type Result struct {
 	ReleaseFinalizer bool
 	// SubmitOutcome is the outcome of a submit sent, for the metric ("" when none was sent).
 	SubmitOutcome opsv1.SubmitOutcome
+	// ResultStored is the ResultStored condition to set (nil: unchanged). Response is the
+	// finished operation's response, to keep in memory until it is written to spec.resultTo;
+	// DropResponse: the one kept is no longer needed.
+	ResultStored *ResultOutcome
+	Response     *anypb.Any
+	DropResponse bool
 }
 
 // Fold turns the outcome of d into what to record. It is a pure function of its arguments.
@@ -95,6 +104,9 @@ func Fold(c Config, o Observation, d Decision, out Outcome) Result {
 	case Finish:
 		CloseCancelRecord(&f.r.Status, o.Obj.Spec.Cancel, f.now)
 		f.r.Observed = true
+		f.afterDone()
+	case WriteResult:
+		f.writeResult()
 	case NotSubmitted:
 		obj := f.obj()
 		submit.NotSubmitted(obj, metav1.NewTime(f.now))
@@ -114,6 +126,7 @@ func Fold(c Config, o Observation, d Decision, out Outcome) Result {
 		f.r.ReleaseFinalizer = true
 		f.releaseNote()
 	}
+	f.handleRequest()
 	return f.r
 }
 
@@ -188,7 +201,8 @@ func (f *folder) read() {
 func (f *folder) applied(op *longrunningpb.Operation) {
 	s := &f.r.Schedule
 	s.Failures, s.FirstFailure, s.LastFailure, s.RefusedCreds = 0, time.Time{}, nil, ""
-	policy.ApplyOperation(&f.r.Status, op, metav1.NewTime(f.now))
+	policy.ApplyOperation(&f.r.Status, op, metav1.NewTime(f.now), f.o.Obj.Spec.Submit)
+	f.expectEnd()
 }
 
 // settle finishes a reconcile whose calls were answered: outcome of a pending cancel, the
@@ -203,6 +217,7 @@ func (f *folder) settle() {
 	}
 	if f.r.Status.Done {
 		f.r.Requeue = 0
+		f.afterDone()
 		return
 	}
 	delay := policy.NextPoll(f.c.Poll, f.pollInput())
@@ -316,7 +331,23 @@ func (f *folder) pollInput() policy.PollInput {
 	}
 	in.SpecCap, _ = PollInterval(f.o.Obj)
 	in.CancelAcceptedAt = AcceptedAt(f.obj())
+	if e := st.ExpectedEndTime; e != nil {
+		in.Deadline = e.Time
+	}
 	return in
+}
+
+// expectEnd records when the solve must end at the latest, once its start is known: from
+// spec.solveTimeout counted from the first read.
+func (f *folder) expectEnd() {
+	st := &f.r.Status
+	if st.ExpectedEndTime != nil || st.StartTime == nil || st.Done {
+		return
+	}
+	if timeout, err := SolveTimeout(f.o.Obj); err == nil && timeout > 0 {
+		end := metav1.NewTime(st.StartTime.Add(timeout))
+		st.ExpectedEndTime = &end
+	}
 }
 
 // submit records the answer to an attempt to send spec.submit.
@@ -343,6 +374,11 @@ func (f *folder) submit() {
 		at := metav1.NewTime(f.now)
 		f.r.Status.OperationName = out.Name
 		st.Outcome, st.SubmittedAt, st.Message = opsv1.SubmitSubmitted, &at, "The server started operation "+out.Name
+		if timeout := f.o.Request.Timeout; timeout > 0 {
+			// The request's own deadline, counted from its answer: the solve started before.
+			end := metav1.NewTime(at.Add(timeout))
+			f.r.Status.ExpectedEndTime = &end
+		}
 		f.answer(out.Name, st)
 		f.r.Schedule.SubmitFailures, f.r.Schedule.NextSubmitAt = 0, time.Time{}
 		f.event(corev1.EventTypeNormal, "Submitted", "Submit",

@@ -468,7 +468,7 @@ func (s *Server) createFromRequest(w http.ResponseWriter, r *http.Request, rt *r
 		}
 		kind, duration, response = KindOptimizeToursLongRunning, cfg.longRunningDuration, solve(req)
 		if t := req.GetTimeout(); t != nil {
-			duration = t.AsDuration()
+			duration = s.solveTime(cfg, t.AsDuration())
 		}
 		req.Parent, request, labels = rt.name, req, []string{req.GetLabel()}
 	case MethodBatchOptimizeTours:

@@ -61,6 +61,11 @@ type Options struct {
 	// OptimizeToursUri) solve runs when the request sets no timeout. Zero
 	// means DefaultLongRunningDuration.
 	LongRunningDuration time.Duration
+	// EarlyFinish is the share of OptimizeToursLongRunning solves whose request sets a
+	// timeout that end before it, at a uniformly drawn point of it; the rest end at the
+	// timeout, as large problems do (the server answers before the deadline and uses most of
+	// it). Zero: every solve ends at its timeout.
+	EarlyFinish float64
 	// Retention is how long a finished operation stays readable; after that
 	// it answers 404 like an expired production operation. Zero means
 	// DefaultRetention.
@@ -94,6 +99,7 @@ type settings struct {
 	cancelDelay         time.Duration
 	batchDuration       time.Duration
 	longRunningDuration time.Duration
+	earlyFinish         float64
 	retention           time.Duration
 	requireToken        bool
 	acceptedTokens      map[string]struct{}
@@ -105,6 +111,7 @@ func settingsFromOptions(o Options) (*settings, error) {
 		cancelDelay:         o.CancelDelay,
 		batchDuration:       o.BatchDuration,
 		longRunningDuration: o.LongRunningDuration,
+		earlyFinish:         o.EarlyFinish,
 		retention:           o.Retention,
 		requireToken:        o.RequireToken,
 		acceptedTokens:      tokenSet(o.AcceptedTokens),
@@ -140,6 +147,8 @@ func (s *settings) validate() error {
 		return fmt.Errorf("long-running duration %v is negative", s.longRunningDuration)
 	case s.retention <= 0:
 		return fmt.Errorf("retention %v must be positive", s.retention)
+	case !(s.earlyFinish >= 0 && s.earlyFinish <= 1): // also rejects NaN
+		return fmt.Errorf("early finish share %v outside [0,1]", s.earlyFinish)
 	}
 	return nil
 }

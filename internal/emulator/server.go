@@ -187,6 +187,20 @@ func (s *Server) newID() string {
 	return fmt.Sprintf("%d", s.idRng.Uint64()>>1)
 }
 
+// solveTime is how long a solve with this timeout runs: to its end, or, for the share
+// cfg.earlyFinish of them, to a uniformly drawn point of it.
+func (s *Server) solveTime(cfg *settings, timeout time.Duration) time.Duration {
+	if cfg.earlyFinish == 0 {
+		return timeout
+	}
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	if s.idRng.Float64() >= cfg.earlyFinish {
+		return timeout
+	}
+	return time.Duration(s.idRng.Float64() * float64(timeout))
+}
+
 // maybeSweep sweeps once every sweepEvery creations, bounding memory for
 // in-process users that never call Sweep.
 const sweepEvery = 4096

@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -275,5 +276,39 @@ func TestHangOnInvalidRequest(t *testing.T) {
 	}
 	if s := e.solves(t); len(s.ByMethod) != 0 {
 		t.Errorf("solves = %+v, want none", s)
+	}
+}
+
+// TestSolvesEndByTheirTimeout: a long-running solve ends at its request's timeout, or, for the
+// share EarlyFinish of them, before it; never after it.
+func TestSolvesEndByTheirTimeout(t *testing.T) {
+	const timeout = 20 * time.Minute
+	for _, share := range []float64{0, 0.5, 1} {
+		t.Run(fmt.Sprint(share), func(t *testing.T) {
+			e := newEnv(t, emulator.Options{EarlyFinish: share, Seed: 7})
+			ctx := testContext(t)
+			var early int
+			const n = 40
+			for range n {
+				name, err := e.send(ctx, tourRequest("projects/p/locations/global", timeout))
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := e.admin.GetOperation(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch d := info.EndTime.Sub(info.CreateTime); {
+				case d > timeout+time.Second:
+					t.Fatalf("solve of %s planned to end after %s, past its timeout %s", name, d, timeout)
+				case d < timeout-time.Second:
+					early++
+				}
+			}
+			switch {
+			case share == 0 && early != 0, share == 1 && early != n, share == 0.5 && (early == 0 || early == n):
+				t.Errorf("%d of %d solves end early with EarlyFinish %v", early, n, share)
+			}
+		})
 	}
 }

@@ -136,6 +136,22 @@ func run(t *testing.T, o runOptions) (broke string) {
 		return broke
 	}
 
+	// A resource whose finished solve's response goes to a ConfigMap (spec.resultTo): the
+	// manager creates it, after reading uncached whether the name is taken.
+	finished, err := emuAdmin.CreateOperation(ctx, emulator.CreateOperationRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.k8s.Create(ctx, &opsv1.OptimizationOperation{
+		ObjectMeta: metav1.ObjectMeta{Namespace: o.plainNS, Name: "result"},
+		Spec:       opsv1.OptimizationOperationSpec{OperationName: finished, ResultTo: &opsv1.ResultTarget{Name: "result-routes"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if broke = r.waitResultStored(o.plainNS, "result"); broke != "" {
+		return broke
+	}
+
 	// A resource with a key in a Secret; the emulator convention switches auth off, but the
 	// operator still reads the Secret for it.
 	key, err := emulator.NewServiceAccountKey(emu.URL, "solver@demo-project.iam.gserviceaccount.com")
@@ -289,6 +305,27 @@ func (r *runner) waitState(ns, name, reason string) string {
 		}
 		c := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionSucceeded)
 		return c != nil && c.Reason == reason && obj.Status.ObservedGeneration == obj.Generation, "", describe(obj)
+	})
+}
+
+// waitResultStored waits for ResultStored=True; the condition's message tells a refused write.
+func (r *runner) waitResultStored(ns, name string) string {
+	r.t.Helper()
+	return r.wait(fmt.Sprintf("%s/%s ResultStored", ns, name), func() (bool, string, string) {
+		obj, err := r.get(ns, name)
+		if err != nil {
+			return false, "", err.Error()
+		}
+		c := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionResultStored)
+		switch {
+		case c == nil:
+			return false, "", describe(obj)
+		case c.Status == metav1.ConditionTrue:
+			return true, "", ""
+		case c.Reason == opsv1.ReasonResultWriteFailed:
+			return false, fmt.Sprintf("%s/%s: ResultStored %s: %s", ns, name, c.Reason, c.Message), ""
+		}
+		return false, "", describe(obj)
 	})
 }
 

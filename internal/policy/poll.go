@@ -45,6 +45,48 @@ type PollInput struct {
 	// operation's fast early reads would otherwise take the calls that operations never read
 	// yet, and cancels, are waiting for.
 	FairShare time.Duration
+	// Deadline is when the solve must end at the latest: when it started plus its request's
+	// timeout (zero: not known). The server answers before it, and large problems use most of
+	// it, so the answer is most likely just before the deadline.
+	Deadline time.Time
+}
+
+// Phase is where a solve with a known deadline stands on its schedule.
+type Phase int
+
+const (
+	// NoDeadline: the deadline is not known; reads follow the solve's age.
+	NoDeadline Phase = iota
+	// BeforeDeadline: reads follow the age (an early finish is seen within AgeFactor of the
+	// solve's age), but none is planned past the deadline: the last one comes just after it.
+	BeforeDeadline
+	// AtDeadline: the deadline has just passed and the answer is due: reads come closely
+	// (Min, doubling) for DeadlineWindow.
+	AtDeadline
+	// PastDeadline: the solve ran longer than its deadline said; reads follow the age again.
+	PastDeadline
+)
+
+// JustAfter is how long after the deadline the first read at it comes: the server writes the
+// answer as the deadline ends.
+const JustAfter = time.Second
+
+// DeadlineWindow is how long after the deadline reads stay close: long enough for a server
+// that finishes a little late, short enough that a solve that overran its deadline by far is
+// not read every few seconds.
+func DeadlineWindow(c PollConfig) time.Duration { return max(30*time.Second, 30*c.Min) }
+
+// PhaseOf says where in.Now stands against in.Deadline.
+func PhaseOf(c PollConfig, in PollInput) Phase {
+	switch {
+	case in.Deadline.IsZero():
+		return NoDeadline
+	case in.Now.Before(in.Deadline):
+		return BeforeDeadline
+	case in.Now.Sub(in.Deadline) < DeadlineWindow(c):
+		return AtDeadline
+	}
+	return PastDeadline
 }
 
 // Saturated reports whether the budget cannot read every operation within the configured
@@ -85,6 +127,20 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 	default:
 		age := max(in.Now.Sub(in.Started), 0)
 		d = capped(max(time.Duration(float64(age)*c.AgeFactor), c.Min), ceiling)
+		switch PhaseOf(c, in) {
+		case BeforeDeadline:
+			// The deadline says when the answer comes at the latest: no read is planned
+			// after it, and the budget's fair share does not delay the one just after it.
+			until := in.Deadline.Sub(in.Now)
+			d = clamp(jitter(d, in.Jitter), c.Min, ceiling)
+			if in.FairShare > d {
+				d = jitter(in.FairShare, in.Jitter)
+			}
+			return min(d, until+JustAfter)
+		case AtDeadline:
+			// The answer is due: Min, doubling, after the deadline.
+			return clamp(in.Now.Sub(in.Deadline)+JustAfter, c.Min, ceiling)
+		}
 		if in.FairShare > d {
 			// No ceiling here: past it the budget cannot keep --max-poll-interval anyway,
 			// and asking sooner only makes the reads compete.

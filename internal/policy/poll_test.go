@@ -352,3 +352,53 @@ func TestNextPollKeepsTheFairShare(t *testing.T) {
 		t.Error("Saturated: want true past --max-poll-interval only")
 	}
 }
+
+// TestNextPollDeadline covers the schedule of a solve whose deadline is known (Jitter 0.5: no
+// jitter). The deadline here is one hour after the start.
+func TestNextPollDeadline(t *testing.T) {
+	def := policy.DefaultPollConfig
+	deadline := pollStart.Add(time.Hour)
+	at := func(age time.Duration, f ...func(*policy.PollInput)) policy.PollInput {
+		p := policy.PollInput{Now: pollStart.Add(age), Started: pollStart, Deadline: deadline, Jitter: 0.5}
+		for _, g := range f {
+			g(&p)
+		}
+		return p
+	}
+	cases := []struct {
+		name  string
+		in    policy.PollInput
+		want  time.Duration
+		phase policy.Phase
+	}{
+		{"unknown deadline: the age schedule", policy.PollInput{Now: pollStart.Add(10 * time.Minute), Started: pollStart, Jitter: 0.5},
+			2 * time.Minute, policy.NoDeadline},
+		{"young: an early finish is seen within a fifth of the age", at(100 * time.Second), 20 * time.Second, policy.BeforeDeadline},
+		{"old: the age schedule, within --max-poll-interval", at(30 * time.Minute), 5 * time.Minute, policy.BeforeDeadline},
+		{"near the deadline: the next read is just after it", at(58 * time.Minute), 2*time.Minute + policy.JustAfter, policy.BeforeDeadline},
+		{"a second before it", at(time.Hour - time.Second), time.Second + policy.JustAfter, policy.BeforeDeadline},
+		{"just after: close reads", at(time.Hour + time.Second), 2 * time.Second, policy.AtDeadline},
+		{"after: doubling", at(time.Hour + 7*time.Second), 8 * time.Second, policy.AtDeadline},
+		{"long past: the age schedule again", at(time.Hour + 10*time.Minute), 5 * time.Minute, policy.PastDeadline},
+		{"spec.pollInterval caps before the deadline", at(30*time.Minute, func(p *policy.PollInput) { p.SpecCap = time.Minute }),
+			time.Minute, policy.BeforeDeadline},
+		{"a cancel accepted: followed closely", at(30*time.Minute, func(p *policy.PollInput) { p.CancelAcceptedAt = ago(-30*time.Minute + 4*time.Second) }),
+			4 * time.Second, policy.BeforeDeadline},
+		{"a failure: its back-off, not the deadline", at(59*time.Minute+59*time.Second, func(p *policy.PollInput) {
+			p.Failure, p.Failures = failure(policy.Transient, 0), 4
+		}), 8 * time.Second, policy.BeforeDeadline},
+		{"saturated: the fair share, but not past the deadline", at(30*time.Minute, func(p *policy.PollInput) { p.FairShare = 40 * time.Minute }),
+			30*time.Minute + policy.JustAfter, policy.BeforeDeadline},
+		{"saturated, young", at(100*time.Second, func(p *policy.PollInput) { p.FairShare = 10 * time.Minute }), 10 * time.Minute, policy.BeforeDeadline},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := policy.NextPoll(def, tc.in); got != tc.want {
+				t.Errorf("NextPoll = %s, want %s", got, tc.want)
+			}
+			if got := policy.PhaseOf(def, tc.in); got != tc.phase {
+				t.Errorf("PhaseOf = %d, want %d", got, tc.phase)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -9,6 +10,7 @@ import (
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/maps/routeoptimization/apiv1/routeoptimizationpb"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -16,8 +18,9 @@ import (
 )
 
 // ApplyOperation records what a successful GET returned. Once status.done is true nothing here
-// changes it again: the terminal status is final.
-func ApplyOperation(st *opsv1.OptimizationOperationStatus, op *longrunningpb.Operation, now metav1.Time) {
+// changes it again: the terminal status is final. req is the request of spec.submit (nil in the
+// track form): a batch response names no outputs, its request does.
+func ApplyOperation(st *opsv1.OptimizationOperationStatus, op *longrunningpb.Operation, now metav1.Time, req *opsv1.SubmitSpec) {
 	if st.Done {
 		return
 	}
@@ -40,11 +43,16 @@ func ApplyOperation(st *opsv1.OptimizationOperationStatus, op *longrunningpb.Ope
 		}
 		return
 	}
-	st.Result = summarize(op.GetResponse())
+	st.Result = summarize(op.GetResponse(), req)
 }
 
-// summarize keeps a few numbers of a response; the full response can be megabytes.
-func summarize(resp *anypb.Any) *opsv1.OperationResult {
+// ToursResponseType is the @type URL of an OptimizeToursResponse, the only response with
+// routes to summarize or to store (spec.resultTo).
+const ToursResponseType = "type.googleapis.com/google.maps.routeoptimization.v1.OptimizeToursResponse"
+
+// summarize keeps a few numbers of a response, and where a solve that writes to Cloud Storage
+// wrote; the full response can be megabytes.
+func summarize(resp *anypb.Any, req *opsv1.SubmitSpec) *opsv1.OperationResult {
 	if resp == nil {
 		// done without error or response: the oneof is empty, which the contract allows.
 		return &opsv1.OperationResult{}
@@ -59,13 +67,44 @@ func summarize(resp *anypb.Any) *opsv1.OperationResult {
 	case *routeoptimizationpb.OptimizeToursResponse:
 		res.Routes = ptr(int32(len(r.GetRoutes())))
 		res.SkippedShipments = ptr(int32(len(r.GetSkippedShipments())))
+		var visits int
+		for _, route := range r.GetRoutes() {
+			visits += len(route.GetVisits())
+		}
+		res.Visits = ptr(int32(min(visits, math.MaxInt32)))
 		if m := r.GetMetrics(); m != nil {
 			res.TotalCost = strconv.FormatFloat(m.GetTotalCost(), 'f', -1, 64)
+			res.VehiclesUsed = ptr(m.GetUsedVehicleCount())
+			if a := m.GetAggregatedRouteMetrics(); a != nil {
+				if d := a.GetTravelDistanceMeters(); d >= 0 && d < math.MaxInt64/2 {
+					res.TravelDistanceMeters = ptr(int64(math.Round(d)))
+				}
+				res.TravelDuration = durationOf(a.GetTravelDuration())
+				res.TotalDuration = durationOf(a.GetTotalDuration())
+			}
 		}
 	case *routeoptimizationpb.OptimizeToursUriResponse:
 		res.OutputURI = r.GetOutput().GetUri()
+		if res.OutputURI != "" {
+			res.Outputs = []string{res.OutputURI}
+		}
+	case *routeoptimizationpb.BatchOptimizeToursResponse:
+		// Empty by design: the results are where the request said to write them.
+		if req != nil && req.BatchOptimizeTours != nil {
+			for _, c := range req.BatchOptimizeTours.ModelConfigs {
+				res.Outputs = append(res.Outputs, c.OutputConfig.GCSDestination.URI)
+			}
+		}
 	}
 	return res
+}
+
+// durationOf writes a protobuf duration as a Go duration ("" when absent or out of range).
+func durationOf(d *durationpb.Duration) opsv1.Duration {
+	if d == nil || d.CheckValid() != nil || d.AsDuration() < 0 {
+		return ""
+	}
+	return opsv1.Duration(d.AsDuration().String())
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -302,10 +341,11 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 }
 
 // setSubmitting writes the conditions of a resource whose spec.submit has no operation name yet.
-// No operation exists to have an outcome, so Succeeded is Unknown throughout and its reason,
-// the State column, says where the request stands: Submitting (waiting, being sent, or retried
-// after an answer that started nothing), SubmitUncertain or InvalidRequest. Refused credentials
-// and an unusable spec are told on Ready, as they are for reads.
+// No operation exists to have an outcome, so Succeeded is Unknown throughout and its reason
+// says where the request stands: Submitting (waiting, being sent, or retried after an answer
+// that started nothing), SubmitUncertain or InvalidRequest. Refused credentials and an unusable
+// spec are told on Ready only, as they are for reads; Ready's reason, the State column, tells
+// either.
 func setSubmitting(p Problem, set func(typ string, s metav1.ConditionStatus, reason, msg string), stalled func(reason, msg string), notStalled func()) {
 	const notSent = "The request of spec.submit has not been sent yet"
 	switch p.Reason {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -355,6 +356,7 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 func TestApplyOperation(t *testing.T) {
 	now := metav1.NewTime(time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC))
 	i32 := func(v int32) *int32 { return &v }
+	i64 := func(v int64) *int64 { return &v }
 
 	cases := []struct {
 		name string
@@ -382,13 +384,19 @@ func TestApplyOperation(t *testing.T) {
 				return &longrunningpb.Operation{Name: opName, Done: true,
 					Metadata: mustAny(t, &routeoptimizationpb.OptimizeToursLongRunningMetadata{}),
 					Result: &longrunningpb.Operation_Response{Response: mustAny(t, &routeoptimizationpb.OptimizeToursResponse{
-						Routes:           []*routeoptimizationpb.ShipmentRoute{{VehicleIndex: 0}, {VehicleIndex: 1}, {VehicleIndex: 2}},
+						Routes: []*routeoptimizationpb.ShipmentRoute{
+							{VehicleIndex: 0, Visits: []*routeoptimizationpb.ShipmentRoute_Visit{{ShipmentIndex: 0, IsPickup: true}, {ShipmentIndex: 0}}},
+							{VehicleIndex: 1, Visits: []*routeoptimizationpb.ShipmentRoute_Visit{{ShipmentIndex: 1}}},
+							{VehicleIndex: 2}},
 						SkippedShipments: []*routeoptimizationpb.SkippedShipment{{Index: 4}, {Index: 9}},
-						Metrics:          &routeoptimizationpb.OptimizeToursResponse_Metrics{TotalCost: 1234.5},
+						Metrics: &routeoptimizationpb.OptimizeToursResponse_Metrics{TotalCost: 1234.5, UsedVehicleCount: 2,
+							AggregatedRouteMetrics: &routeoptimizationpb.AggregatedMetrics{TravelDistanceMeters: 12345.6,
+								TravelDuration: durationpb.New(90 * time.Minute), TotalDuration: durationpb.New(3*time.Hour + 2*time.Second)}},
 					})}}
 			},
 			want: opsv1.OptimizationOperationStatus{StartTime: &t0, CompletionTime: &now, Done: true, MetadataType: typeLongRunningMetadata,
-				Result: &opsv1.OperationResult{Type: typeOptimizeToursResponse, Routes: i32(3), SkippedShipments: i32(2), TotalCost: "1234.5"}}},
+				Result: &opsv1.OperationResult{Type: typeOptimizeToursResponse, Routes: i32(3), SkippedShipments: i32(2), TotalCost: "1234.5",
+					VehiclesUsed: i32(2), Visits: i32(3), TravelDistanceMeters: i64(12346), TravelDuration: "1h30m0s", TotalDuration: "3h0m2s"}}},
 		{name: "done with an empty OptimizeToursResponse",
 			st: opsv1.OptimizationOperationStatus{StartTime: &t0},
 			op: func(t *testing.T) *longrunningpb.Operation {
@@ -396,7 +404,7 @@ func TestApplyOperation(t *testing.T) {
 					Result: &longrunningpb.Operation_Response{Response: mustAny(t, &routeoptimizationpb.OptimizeToursResponse{})}}
 			},
 			want: opsv1.OptimizationOperationStatus{StartTime: &t0, CompletionTime: &now, Done: true,
-				Result: &opsv1.OperationResult{Type: typeOptimizeToursResponse, Routes: i32(0), SkippedShipments: i32(0)}}},
+				Result: &opsv1.OperationResult{Type: typeOptimizeToursResponse, Routes: i32(0), SkippedShipments: i32(0), Visits: i32(0)}}},
 		{name: "done with OptimizeToursUriResponse",
 			op: func(t *testing.T) *longrunningpb.Operation {
 				return &longrunningpb.Operation{Name: opName, Done: true,
@@ -404,7 +412,8 @@ func TestApplyOperation(t *testing.T) {
 						Output: &routeoptimizationpb.Uri{Uri: "gs://bucket/out/solution.json"}})}}
 			},
 			want: opsv1.OptimizationOperationStatus{StartTime: &now, CompletionTime: &now, Done: true,
-				Result: &opsv1.OperationResult{Type: typeOptimizeToursUriResponse, OutputURI: "gs://bucket/out/solution.json"}}},
+				Result: &opsv1.OperationResult{Type: typeOptimizeToursUriResponse, OutputURI: "gs://bucket/out/solution.json",
+					Outputs: []string{"gs://bucket/out/solution.json"}}}},
 		{name: "done with BatchOptimizeToursResponse",
 			st: opsv1.OptimizationOperationStatus{StartTime: &t0, MetadataType: typeBatchMetadata},
 			op: func(t *testing.T) *longrunningpb.Operation {
@@ -453,7 +462,7 @@ func TestApplyOperation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := *tc.st.DeepCopy()
-			policy.ApplyOperation(&st, tc.op(t), now)
+			policy.ApplyOperation(&st, tc.op(t), now, nil)
 			if !reflect.DeepEqual(st, tc.want) {
 				t.Errorf("status =\n%+v\nwant\n%+v", dump(st), dump(tc.want))
 			}
@@ -484,8 +493,8 @@ func TestApplyOperationStartTimeOnce(t *testing.T) {
 	first := metav1.NewTime(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
 	second := metav1.NewTime(first.Add(time.Minute))
 	op := &longrunningpb.Operation{Name: opName, Metadata: mustAny(t, &routeoptimizationpb.BatchOptimizeToursMetadata{})}
-	policy.ApplyOperation(&st, op, first)
-	policy.ApplyOperation(&st, op, second)
+	policy.ApplyOperation(&st, op, first, nil)
+	policy.ApplyOperation(&st, op, second, nil)
 	if st.StartTime == nil || !st.StartTime.Equal(&first) {
 		t.Errorf("startTime = %v, want %v", st.StartTime, first)
 	}
@@ -511,7 +520,7 @@ func TestApplyOperationTruncatesMessage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var st opsv1.OptimizationOperationStatus
 			policy.ApplyOperation(&st, &longrunningpb.Operation{Name: opName, Done: true,
-				Result: &longrunningpb.Operation_Error{Error: &spb.Status{Code: 13, Message: tc.msg}}}, t0)
+				Result: &longrunningpb.Operation_Error{Error: &spb.Status{Code: 13, Message: tc.msg}}}, t0, nil)
 			if st.Error == nil {
 				t.Fatal("no error recorded")
 			}
@@ -533,7 +542,7 @@ func TestApplyOperationTruncatesMessage(t *testing.T) {
 	short := strings.Repeat("z", 1024)
 	var st opsv1.OptimizationOperationStatus
 	policy.ApplyOperation(&st, &longrunningpb.Operation{Done: true,
-		Result: &longrunningpb.Operation_Error{Error: &spb.Status{Code: 13, Message: short}}}, t0)
+		Result: &longrunningpb.Operation_Error{Error: &spb.Status{Code: 13, Message: short}}}, t0, nil)
 	if st.Error.Message != short {
 		t.Errorf("a 1024-byte message was changed")
 	}
@@ -566,7 +575,7 @@ func TestApplyOperationTerminalIsFinal(t *testing.T) {
 		for _, o := range ops {
 			t.Run(tt.name+"/"+o.name, func(t *testing.T) {
 				st := *tt.st.DeepCopy()
-				policy.ApplyOperation(&st, o.op, later)
+				policy.ApplyOperation(&st, o.op, later, nil)
 				if !reflect.DeepEqual(st, tt.st) {
 					t.Errorf("terminal status changed:\n%+v\nwas\n%+v", dump(st), dump(tt.st))
 				}

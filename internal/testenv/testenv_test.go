@@ -14,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -267,6 +268,34 @@ func TestStatusSubresourceIsSeparateFromSpec(t *testing.T) {
 }
 
 // TestCancelAndNameTransitions checks the CRD's CEL transition rules on the real apiserver.
+// TestStatusDoneIsAlwaysSerialized checks that status.done reads false, not absent, once any
+// status is written, even by a merge patch that carries no done (the operator writes only what
+// changed): the Done column shows false rather than a blank, and
+// kubectl wait --for=jsonpath='{.status.done}'=true compares a value that exists.
+func TestStatusDoneIsAlwaysSerialized(t *testing.T) {
+	op := create(t, newOp(t, validName))
+	raw := func() map[string]any {
+		t.Helper()
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(opsv1alpha1.GroupVersion.WithKind("OptimizationOperation"))
+		if err := k8s.Get(ctx(t), client.ObjectKeyFromObject(op), u); err != nil {
+			t.Fatalf("get %s: %v", op.Name, err)
+		}
+		return u.Object
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(raw(), "status", "done"); found {
+		t.Error("status.done is set before any status was written")
+	}
+	patch := []byte(`{"status":{"observedGeneration":1,"conditions":[{"type":"Ready","status":"False","reason":"Pending","message":"m","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}`)
+	if err := k8s.Status().Patch(ctx(t), op, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatalf("status patch: %v", err)
+	}
+	done, found, err := unstructured.NestedFieldNoCopy(raw(), "status", "done")
+	if err != nil || !found || done != false {
+		t.Errorf("after a status write, status.done = %v (found %v, %v), want false", done, found, err)
+	}
+}
+
 func TestCancelAndNameTransitions(t *testing.T) {
 	cases := []struct {
 		name        string
