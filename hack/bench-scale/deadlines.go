@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -133,7 +132,6 @@ type recordLog struct {
 	bySeq  map[uint64]emulator.CallRecord
 	maxSeq uint64
 	lost   uint64 // calls dropped by the emulator before any fetch saw them
-	err    error
 }
 
 func newRecordLog() *recordLog { return &recordLog{bySeq: map[uint64]emulator.CallRecord{}} }
@@ -155,17 +153,14 @@ func (l *recordLog) merge(r emulator.CallRecords) {
 func (l *recordLog) fetch(ctx context.Context, admin *emulator.AdminClient) error {
 	r, err := admin.CallRecords(ctx)
 	if err != nil {
-		l.mu.Lock()
-		l.err = err
-		l.mu.Unlock()
 		return err
 	}
 	l.merge(r)
 	return nil
 }
 
-// all returns the calls gathered so far, in order of arrival (Seq).
-func (l *recordLog) all() ([]emulator.CallRecord, uint64, error) {
+// all returns the calls gathered so far, in order of arrival (Seq), and how many were lost.
+func (l *recordLog) all() ([]emulator.CallRecord, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]emulator.CallRecord, 0, len(l.bySeq))
@@ -174,7 +169,7 @@ func (l *recordLog) all() ([]emulator.CallRecord, uint64, error) {
 			out = append(out, c)
 		}
 	}
-	return out, l.lost, l.err
+	return out, l.lost
 }
 
 // deadlineRun is what the deadline run measured; report holds what the scale run collects.
@@ -187,10 +182,9 @@ type deadlineRun struct {
 	doneTimeout   bool      // not every solve seen done within the bound
 	records       []emulator.CallRecord
 	lostRecords   uint64
-	recordsErr    error
 }
 
-// emulatorOptions sets what the deadline run needs of the emulator: the early finishers, and
+// deadlineEmulatorOptions sets what the deadline run needs of the emulator: the early finishers, and
 // finished operations kept readable for as long as any run lasts, so the report finds them.
 func (b *bench) deadlineEmulatorOptions(o *emulator.Options) {
 	if !b.o.dl.on {
@@ -244,7 +238,7 @@ func (b *bench) runDeadlines(ctx context.Context, manager, kubeconfig string) er
 	if err := log.fetch(ctx, b.admin); err != nil {
 		return err
 	}
-	r.records, r.lostRecords, r.recordsErr = log.all()
+	r.records, r.lostRecords = log.all()
 	if err := b.collect(ctx, &r.report, nil, nil); err != nil {
 		return err
 	}
@@ -255,7 +249,6 @@ func (b *bench) runDeadlines(ctx context.Context, manager, kubeconfig string) er
 // createSubmits creates the N resources, each starting a solve of timeouts[i].
 func (b *bench) createSubmits(ctx context.Context, timeouts []time.Duration) error {
 	b.createStart = time.Now()
-	var done atomic.Int64
 	err := b.parallel(ctx, b.o.n, func(ctx context.Context, i int) error {
 		o := &opsv1.OptimizationOperation{
 			ObjectMeta: metav1.ObjectMeta{Name: resourceName(i), Namespace: b.ns},
@@ -267,7 +260,6 @@ func (b *bench) createSubmits(ctx context.Context, timeouts []time.Duration) err
 			return fmt.Errorf("create %s: %w", o.Name, err)
 		}
 		b.w.noteCreated(o.Name, time.Now())
-		done.Add(1)
 		return nil
 	})
 	b.createEnd = time.Now()

@@ -6,8 +6,8 @@ import (
 )
 
 // Record puts r into obj: the new status, then the conditions and observedGeneration. It is
-// the only place that sets conditions (ResultStored included). wasDone says whether obj's operation was already done
-// when observed: a terminal status is final, and only its generation moves. visited says
+// the only place that sets conditions (ResultStored included). wasDone says whether obj's
+// operation was already done when observed: a terminal status is final, and only its generation moves. visited says
 // whether this process acted on obj before: a copy without conditions after a visit is a cache
 // that lags this process's own writes, and must not overwrite them with Pending.
 func Record(obj *opsv1.OptimizationOperation, r Result, wasDone, visited bool) {
