@@ -253,7 +253,9 @@ func run(c config) error {
 	rc := c.remoteConfig()
 	factory := remote.NewFactory(base, rc, metrics.ObserveRemote)
 	b := budget.New(c.apiQPS, c.apiBurst)
-	metrics.Register(mgr.GetClient(), b)
+	if err := metrics.Register(base, mgr.GetCache(), b); err != nil {
+		return err
+	}
 	if sharding.Unselected != nil {
 		if err := mgr.Add(&shard.Checker{
 			Reader: mgr.GetAPIReader(), Selector: sharding.Unselected,
