@@ -2,6 +2,7 @@ package gitops_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	opsv1 "github.com/routeopt/routeopt-operator/api/v1alpha1"
@@ -45,7 +46,9 @@ func servedMetrics(t *testing.T) map[string]bool {
 		if err := opsv1.AddToScheme(scheme); err != nil {
 			t.Fatal(err)
 		}
-		metrics.Register(fake.NewClientBuilder().WithScheme(scheme).Build(), fakeBudget{})
+		if err := metrics.Register(context.Background(), &informertest.FakeInformers{Scheme: scheme}, fakeBudget{}); err != nil {
+			t.Fatal(err)
+		}
 		served = map[string]bool{}
 		descs := make(chan *prometheus.Desc, 64)
 		go func() {
