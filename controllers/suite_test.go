@@ -82,9 +82,11 @@ func zapLevel() zapcore.Level {
 // testOptions are fast versions of the operator's defaults: the same policy, shorter clocks.
 func testOptions() controllers.Options {
 	return controllers.Options{
-		Poll:                    policy.PollConfig{Min: 100 * time.Millisecond, Max: time.Second, AgeFactor: 0.2},
-		RemoteUnavailableAfter:  time.Hour,
-		DeletionCancelTimeout:   3 * time.Second,
+		Poll:                   policy.PollConfig{Min: 100 * time.Millisecond, Max: time.Second, AgeFactor: 0.2},
+		RemoteUnavailableAfter: time.Hour,
+		// Long enough for a retry: deletionTimestamp has whole seconds, and deletion backs
+		// off at least 2 s between cancels, so a 3 s timeout left room for one only by luck.
+		DeletionCancelTimeout:   10 * time.Second,
 		CredentialsRecheck:      200 * time.Millisecond,
 		MaxConcurrentReconciles: 4,
 		CredentialsFromSecrets:  true,
