@@ -187,9 +187,9 @@ func (r *OptimizationOperationReconciler) submit(ctx context.Context, ob *observ
 	project := policy.ProjectOf(ob.Obj.Spec.Submit.Parent)
 	slot, wait, ok := r.submits.Take(ob.key, project)
 	if ok {
-		if wait, ok = r.Budget.TakeFor(ob.key, project, budget.First, 1); !ok {
+		if wait, ok = r.Budget.TakeFor(ob.key, project, d.Priority, 1); !ok {
 			r.submits.Cancel(slot)
-			metrics.BudgetDeferred.WithLabelValues(budget.First.String()).Inc()
+			metrics.BudgetDeferred.WithLabelValues(d.Priority.String()).Inc()
 		}
 	}
 	if !ok {

@@ -16,7 +16,7 @@ import (
 var warningReasons = map[string]bool{
 	opsv1.ReasonFailed: true, opsv1.ReasonNotFound: true, opsv1.ReasonAuthFailed: true,
 	opsv1.ReasonRequestRejected: true, opsv1.ReasonRemoteUnavailable: true,
-	opsv1.ReasonCancelUnsupported: true, opsv1.ReasonInvalidSpec: true,
+	opsv1.ReasonCancelUnsupported: true, opsv1.ReasonInvalidSpec: true, opsv1.ReasonPastExpectedEnd: true,
 	opsv1.ReasonInvalidRequest: true, opsv1.ReasonSubmitUncertain: true,
 }
 

@@ -10,7 +10,7 @@
 --   Ready=True                                -> Healthy  (succeeded, completed despite cancel, cancelled as requested,
 --                                                also before the request of spec.submit was sent)
 --   Ready=False, AuthFailed / RequestRejected / RemoteUnavailable -> Degraded
---   anything else (Submitting, Pending, Running, Cancelling, CancelUnsupported) -> Progressing
+--   anything else (Submitting, Pending, Running, PastExpectedEnd, Cancelling, CancelUnsupported) -> Progressing
 -- The message is the Ready condition's message.
 -- Argo CD runs this with the base and table libraries only (no string library).
 local hs = {}

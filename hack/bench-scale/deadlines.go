@@ -29,6 +29,7 @@ type deadlineOptions struct {
 	on          bool
 	timeouts    timeoutRange
 	shared      bool
+	sparse      bool // spec.pollBeforeDeadline: Sparse
 	earlyFinish float64
 	margin      time.Duration
 	records     time.Duration // how often the emulator's call records are fetched
@@ -71,6 +72,8 @@ func deadlineFlags(d *deadlineOptions) {
 	flag.Var(&d.timeouts, "timeouts", "with -deadlines: the requests' timeouts, drawn uniformly from lo-hi (seeded), or one duration")
 	flag.BoolVar(&d.shared, "shared-deadline", false,
 		"with -deadlines: every request's timeout is the upper end of -timeouts, so the solves end as close together as their submits came")
+	flag.BoolVar(&d.sparse, "sparse", false,
+		"with -deadlines: the resources set spec.pollBeforeDeadline: Sparse (reads about a fifth of the timeout apart before the deadline)")
 	flag.Float64Var(&d.earlyFinish, "early-finish", 0,
 		"with -deadlines: share of solves that end before their timeout, at a uniform point of it (the emulator's --early-finish); 0: every solve ends at its deadline")
 	flag.DurationVar(&d.margin, "deadline-margin", 5*time.Minute,
@@ -255,6 +258,9 @@ func (b *bench) createSubmits(ctx context.Context, timeouts []time.Duration) err
 			Spec: opsv1.OptimizationOperationSpec{Submit: &opsv1.SubmitSpec{Parent: deadlineParent,
 				OptimizeToursLongRunning: &opsv1.OptimizeToursLongRunningRequest{
 					Inline: &apiextensionsv1.JSON{Raw: toursRequest(resourceName(i), timeouts[i])}}}},
+		}
+		if b.o.dl.sparse {
+			o.Spec.PollBeforeDeadline = opsv1.PollSparse
 		}
 		if err := b.cl.Create(ctx, o); err != nil {
 			return fmt.Errorf("create %s: %w", o.Name, err)

@@ -15,7 +15,7 @@ import (
 )
 
 // budgeted are the methods that take a token of the operator's budget in the deadline run:
-// the submits too (class First), unlike the scale run, which sends none.
+// the submits too (class submit, after deadlines), unlike the scale run, which sends none.
 var budgeted = []string{emulator.MethodGetOperation, emulator.MethodCancelOperation, emulator.MethodOptimizeToursLongRunning}
 
 // solveObs is what the run saw of one solve: the resource (watch), its request, and the
@@ -255,9 +255,14 @@ func (b *bench) printDeadlines(r *deadlineRun) {
 	} else {
 		fmt.Fprintf(w, "request timeouts:                uniform over %s (seeded)\n", d.timeouts.String())
 	}
+	if d.sparse {
+		fmt.Fprintf(w, "before the deadline:             spec.pollBeforeDeadline: Sparse (-sparse)\n")
+	} else {
+		fmt.Fprintf(w, "before the deadline:             spec.pollBeforeDeadline: Age, the default\n")
+	}
 	if limit := lastFlag(b.managerArgs(), "max-submits-per-minute"); limit == fmt.Sprint(b.o.n) {
 		fmt.Fprintf(w, "submit cap:                      --max-submits-per-minute=%d, raised to N: the cap is the project quota's business, not the schedule's;\n", b.o.n)
-		fmt.Fprintf(w, "                                 submits still take tokens of the budget (class first), which alone paces them here\n")
+		fmt.Fprintf(w, "                                 submits still take tokens of the budget (class submit), which alone paces them here\n")
 	} else {
 		fmt.Fprintf(w, "submit cap:                      --max-submits-per-minute=%s (from -manager-args), as well as the budget\n", limit)
 	}
@@ -338,7 +343,7 @@ func (b *bench) printDeadlines(r *deadlineRun) {
 			}
 			gr := googleSchedule(a.solve)
 			google.add(gr.calls, gr.lag, true, a)
-			or := deadlineSchedule(cfg, a.timeout, a.solve, rng.Float64)
+			or := deadlineSchedule(cfg, a.timeout, a.solve, d.sparse, rng.Float64)
 			alone.add(or.calls, or.lag, true, a)
 		}
 		for _, p := range []pollerRow{seen, read, google, alone} {

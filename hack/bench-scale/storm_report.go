@@ -320,7 +320,7 @@ func expectedReasons(op emulator.OperationInfo, cancel bool) []string {
 	case !op.Done && cancel:
 		return []string{opsv1.ReasonCancelling}
 	case !op.Done:
-		return []string{opsv1.ReasonRunning}
+		return []string{opsv1.ReasonRunning, opsv1.ReasonPastExpectedEnd}
 	case op.ErrorCode == 0 && cancel:
 		return []string{opsv1.ReasonSucceeded, opsv1.ReasonCompletedDespiteCancel}
 	case op.ErrorCode == 0:

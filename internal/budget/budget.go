@@ -28,6 +28,10 @@ type Priority int
 const (
 	// Poll is a routine status read.
 	Poll Priority = iota
+	// Submit is a request of spec.submit: it starts a solve. It goes after deadlines: a
+	// deadline's read ahead of a submit delays that solve by one token, a burst of submits
+	// ahead of a deadline would delay its result by the whole burst.
+	Submit
 	// Due is a read of an operation whose deadline has passed: its answer is due, and the
 	// longer it waits the later the result shows. Deadlines compete in the order they came.
 	Due
@@ -40,7 +44,7 @@ const (
 )
 
 // Priorities lists the classes, lowest first, for metrics.
-var Priorities = []Priority{Poll, Due, First, Urgent}
+var Priorities = []Priority{Poll, Submit, Due, First, Urgent}
 
 func (p Priority) String() string {
 	switch p {
@@ -50,6 +54,8 @@ func (p Priority) String() string {
 		return "first"
 	case Due:
 		return "due"
+	case Submit:
+		return "submit"
 	}
 	return "poll"
 }

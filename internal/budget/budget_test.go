@@ -461,7 +461,7 @@ func TestBudgetGrantLeavesWaiting(t *testing.T) {
 }
 
 func TestPriorityString(t *testing.T) {
-	for p, want := range map[Priority]string{Poll: "poll", First: "first", Urgent: "urgent"} {
+	for p, want := range map[Priority]string{Poll: "poll", Submit: "submit", Due: "due", First: "first", Urgent: "urgent"} {
 		if got := p.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", p, got, want)
 		}

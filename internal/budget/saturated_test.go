@@ -12,6 +12,15 @@ type visit struct {
 	at  time.Time
 	key string
 	p   Priority
+	// first is when the caller first came (zero: at).
+	first time.Time
+}
+
+func firstOf(v visit) time.Time {
+	if v.first.IsZero() {
+		return v.at
+	}
+	return v.first
 }
 
 type visits []visit
@@ -126,5 +135,58 @@ func TestFirstReadsBeforeRereads(t *testing.T) {
 	if servedUrgent != urgent || lastUrgent.Sub(cancelsAt) > time.Duration(1.5*urgent/qps*float64(time.Second)) {
 		t.Errorf("%d of %d cancels granted, the last %s after they arrived: first reads must not delay cancels",
 			servedUrgent, urgent, lastUrgent.Sub(cancelsAt))
+	}
+}
+
+// TestDeadlinesBeforeSubmits: a burst of 1,000 submits holds the budget for 200 s; reads of
+// operations whose deadline passed go before the submits still waiting, in the order they
+// came, and routine polls wait for both.
+func TestDeadlinesBeforeSubmits(t *testing.T) {
+	const qps, submits, due, polls = 5.0, 1000, 20, 100
+	b, clk := newTestBudget(qps, 10)
+	q := &visits{}
+	for i := range submits {
+		heap.Push(q, visit{at: epoch, key: fmt.Sprintf("submit-%d", i), p: Submit})
+	}
+	for i := range polls {
+		heap.Push(q, visit{at: epoch, key: fmt.Sprintf("poll-%d", i), p: Poll})
+	}
+	arrive := epoch.Add(time.Minute)
+	for i := range due {
+		// One deadline a second, as solves submitted one after another end.
+		heap.Push(q, visit{at: arrive.Add(time.Duration(i) * time.Second), key: fmt.Sprintf("due-%d", i), p: Due})
+	}
+	var worstDue time.Duration
+	servedSubmits, servedDue, pollsBeforeSubmits := 0, 0, 0
+	for q.Len() > 0 && servedSubmits < submits {
+		v := heap.Pop(q).(visit)
+		if v.at.Sub(epoch) > time.Hour {
+			break // starved: reported below
+		}
+		clk.t = v.at
+		wait, ok := b.Take(v.key, v.p)
+		if !ok {
+			// A denied caller comes back when told, keeping its first arrival for the report.
+			heap.Push(q, visit{at: v.at.Add(wait), key: v.key, p: v.p, first: firstOf(v)})
+			continue
+		}
+		switch v.p {
+		case Submit:
+			servedSubmits++
+		case Due:
+			servedDue++
+			worstDue = max(worstDue, v.at.Sub(firstOf(v)))
+		case Poll:
+			pollsBeforeSubmits++
+		}
+	}
+	t.Logf("%d submits, %d deadlines among them: the longest a deadline waited %s; %d polls granted before the submits were through",
+		submits, due, worstDue, pollsBeforeSubmits)
+	if servedDue != due || worstDue > time.Duration(2/qps*float64(time.Second)) {
+		t.Errorf("%d of %d deadlines granted, the longest after %s: want each within two tokens of its arrival", servedDue, due, worstDue)
+	}
+	// A few polls may slip in before the submits are all denied once.
+	if pollsBeforeSubmits > 10 {
+		t.Errorf("%d routine polls were granted while submits waited, want at most 10", pollsBeforeSubmits)
 	}
 }

@@ -240,7 +240,7 @@ const (
 // send it when it may go (a valid request, past any back-off).
 func decideSubmit(c Config, o Observation, d Decision) Decision {
 	obj, now, s := o.Obj, o.Now, &d.Schedule
-	d.Priority = budget.First
+	d.Priority = budget.Submit
 	d.Request = RequestedAt(obj, s.Result.HandledRequest)
 	switch submit.Decide(obj) {
 	case submit.StepNotSubmitted:
@@ -298,7 +298,7 @@ func decideTrack(c Config, o Observation, d Decision) Decision {
 		s.CancelFailures, s.NextCancelAt, s.CancelRefused = 0, time.Time{}, false
 	}
 	d.SendCancel = CancelPending(obj) && !now.Before(s.NextCancelAt)
-	d.Priority = PriorityOf(obj, d.SendCancel, now)
+	d.Priority = PriorityOf(c, obj, d.SendCancel, now)
 	// A read asked for through the annotation comes now, whatever the schedule or a back-off
 	// says, ahead of routine polls; handled once, it asks for nothing more.
 	requested := RequestedAt(obj, s.Result.HandledRequest)
@@ -335,14 +335,16 @@ func recheck(c Config, s Schedule, at, now time.Time) time.Duration {
 
 // PriorityOf is the budget class of obj's next call: a cancel and the reads that confirm it
 // first, then operations never read, then routine polls.
-func PriorityOf(obj *opsv1.OptimizationOperation, sendCancel bool, now time.Time) budget.Priority {
+func PriorityOf(c Config, obj *opsv1.OptimizationOperation, sendCancel bool, now time.Time) budget.Priority {
 	switch {
 	case sendCancel || FollowingCancel(obj, now):
 		return budget.Urgent
 	case obj.Status.StartTime == nil:
 		return budget.First
-	case obj.Status.ExpectedEndTime != nil && !now.Before(obj.Status.ExpectedEndTime.Time):
-		// Its answer is due: deadlines go before routine polls, in the order they came.
+	case obj.Status.ExpectedEndTime != nil && policy.PhaseOf(c.Poll, policy.PollInput{Now: now, Deadline: obj.Status.ExpectedEndTime.Time}) == policy.AtDeadline:
+		// Its answer is due: deadlines go before routine polls, in the order they came. A
+		// solve that overran its deadline by far is read by its age again, as a routine poll:
+		// it must not hold back the deadlines that come after it.
 		return budget.Due
 	}
 	return budget.Poll

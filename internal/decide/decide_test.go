@@ -69,6 +69,12 @@ func cancelRecorded() *opsv1.OptimizationOperation {
 	return o
 }
 
+func withDeadline(o *opsv1.OptimizationOperation, fromNow time.Duration) *opsv1.OptimizationOperation {
+	end := metav1.NewTime(t0.Add(fromNow))
+	o.Status.ExpectedEndTime = &end
+	return o
+}
+
 func withProblem(o *opsv1.OptimizationOperation, reason string) *opsv1.OptimizationOperation {
 	policy.SetConditions(o, policy.Problem{Reason: reason, Message: "earlier " + reason})
 	return o
@@ -271,7 +277,8 @@ func TestDecideAndFold(t *testing.T) {
 		// spec.submit.
 		{name: "submit/sent, started", obj: submitting(), want: Submit,
 			out:       Outcome{Attempt: attempted("").Status.Submit, Name: opName},
-			succeeded: "Unknown/Pending", check: all(priorityIs(budget.First), mustStore, eventIs("Submitted"), requeueIs(Immediately))},
+			succeeded: "Unknown/Running", ready: "False/Running",
+			check: all(priorityIs(budget.Submit), mustStore, eventIs("Submitted"), requeueIs(cfg.Poll.Min), startedAt(t0))},
 		{name: "submit/answer lost", obj: submitting(), want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, SubmitErr: errTimedOut},
 			succeeded: "Unknown/SubmitUncertain", ready: "False/SubmitUncertain", check: mustStore},
 		{name: "submit/refused", obj: submitting(), want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, SubmitErr: invalid},
@@ -315,6 +322,31 @@ func TestDecideAndFold(t *testing.T) {
 			o.Status.ExpectedEndTime = &end
 			return o
 		}(), schedule: due, want: Read, out: Outcome{Op: runningOp}, check: requeueIs(10*time.Second + policy.JustAfter)},
+		{name: "deadline/submitted: its first read is a routine one", obj: func() *opsv1.OptimizationOperation {
+			o := attempted(opsv1.SubmitSubmitted)
+			o.Status.OperationName = opName
+			at, end := metav1.NewTime(t0.Add(-10*time.Second)), metav1.NewTime(t0.Add(20*time.Minute))
+			o.Status.Submit.SubmittedAt, o.Status.StartTime, o.Status.ExpectedEndTime = &at, &at, &end
+			return o
+		}(), want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Running", check: all(priorityIs(budget.Poll), requeueIs(1900*time.Millisecond))},
+		{name: "deadline/sparse: the next read a fifth of the timeout on", obj: func() *opsv1.OptimizationOperation {
+			o := running()
+			o.Spec.PollBeforeDeadline = opsv1.PollSparse
+			started := metav1.NewTime(t0.Add(-time.Minute))
+			o.Status.StartTime = &started
+			return withDeadline(o, 59*time.Minute)
+		}(), schedule: due, want: Read, out: Outcome{Op: runningOp}, check: requeueIs(11*time.Minute + 24*time.Second)},
+		{name: "deadline/just past it, running: not said yet", obj: withDeadline(running(), -2*time.Second), schedule: due,
+			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Running", ready: "False/Running"},
+		{name: "deadline/past its close reads, running: said", obj: withDeadline(running(), -time.Minute), schedule: due,
+			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/PastExpectedEnd", ready: "False/PastExpectedEnd",
+			check: all(priorityIs(budget.Poll), requeueAtLeast(cfg.Poll.Min))},
+		{name: "deadline/said, then done", obj: withProblem(withDeadline(running(), -time.Hour), opsv1.ReasonPastExpectedEnd), schedule: due,
+			want: Read, out: Outcome{Op: succeededOp}, succeeded: "True/Succeeded", ready: "True/Succeeded"},
+		{name: "deadline/said, a read fails briefly: still said", obj: withProblem(withDeadline(running(), -time.Hour), opsv1.ReasonPastExpectedEnd), schedule: due,
+			want: Read, out: Outcome{ReadErr: unavailable}, succeeded: "Unknown/PastExpectedEnd", ready: "False/PastExpectedEnd"},
+		{name: "deadline/past it, cancel requested: the cancel's story", obj: withDeadline(cancelling(), -time.Hour), schedule: Schedule{SeenGeneration: 2},
+			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Cancelling"},
 		{name: "deadline/past it: due before routine polls", obj: func() *opsv1.OptimizationOperation {
 			o := running()
 			end := metav1.NewTime(t0.Add(-2 * time.Second))
@@ -506,6 +538,15 @@ func requeueAtLeast(limit time.Duration) check {
 	return func(t *testing.T, _ Decision, r Result) {
 		if r.Requeue < limit {
 			t.Errorf("requeue %s, want at least %s", r.Requeue, limit)
+		}
+	}
+}
+
+func startedAt(want time.Time) check {
+	return func(t *testing.T, _ Decision, r Result) {
+		t.Helper()
+		if s := r.Status.StartTime; s == nil || !s.Time.Equal(want) {
+			t.Errorf("startTime = %v, want %s", s, want)
 		}
 	}
 }

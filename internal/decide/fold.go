@@ -212,15 +212,22 @@ func (f *folder) settle() {
 	CloseCancelRecord(&f.r.Status, f.o.Obj.Spec.Cancel, f.now)
 	// A cancel refused for its credentials is still refused: a read that works does not
 	// cure it.
+	in := f.pollInput()
 	if !f.r.Schedule.CancelRefused || !CancelPending(f.obj()) {
 		f.r.Problem = &policy.Problem{}
+		if !f.r.Status.Done && policy.PhaseOf(f.c.Poll, in) == policy.PastDeadline {
+			// Not at the first read after the deadline: a server a few seconds late is
+			// not worth a word; one still running when the close reads end is.
+			p := policy.PastExpectedEnd(f.name(), in.Deadline)
+			f.r.Problem = &p
+		}
 	}
 	if f.r.Status.Done {
 		f.r.Requeue = 0
 		f.afterDone()
 		return
 	}
-	delay := policy.NextPoll(f.c.Poll, f.pollInput())
+	delay := policy.NextPoll(f.c.Poll, in)
 	f.r.Schedule.NextPollAt = f.now.Add(delay)
 	f.r.Requeue = delay
 }
@@ -334,6 +341,7 @@ func (f *folder) pollInput() policy.PollInput {
 	if e := st.ExpectedEndTime; e != nil {
 		in.Deadline = e.Time
 	}
+	in.Sparse = f.o.Obj.Spec.PollBeforeDeadline == opsv1.PollSparse
 	return in
 }
 
@@ -374,17 +382,25 @@ func (f *folder) submit() {
 		at := metav1.NewTime(f.now)
 		f.r.Status.OperationName = out.Name
 		st.Outcome, st.SubmittedAt, st.Message = opsv1.SubmitSubmitted, &at, "The server started operation "+out.Name
+		// The answer is the operation, running: its first observation. So it is Running at
+		// once, and its first read is a routine one, planned by its age and deadline like
+		// every later one: not a read in class first, which would put a thousand submitted
+		// solves' reads ahead of the deadlines of others.
+		f.r.Status.StartTime = &at
 		if timeout := f.o.Request.Timeout; timeout > 0 {
 			// The request's own deadline, counted from its answer: the solve started before.
 			end := metav1.NewTime(at.Add(timeout))
 			f.r.Status.ExpectedEndTime = &end
 		}
 		f.answer(out.Name, st)
-		f.r.Schedule.SubmitFailures, f.r.Schedule.NextSubmitAt = 0, time.Time{}
+		s := &f.r.Schedule
+		// The spec this answer serves is acted on: the next reconcile keeps to the schedule.
+		s.SubmitFailures, s.NextSubmitAt, s.SeenGeneration = 0, time.Time{}, f.o.Obj.Generation
 		f.event(corev1.EventTypeNormal, "Submitted", "Submit",
 			"Sent the %s request (attempt %d); the server started operation %s", method, st.Attempts, out.Name)
-		// Pending: the operation is read in the next reconcile, once the name is stored.
-		f.r.Problem, f.r.Requeue = &policy.Problem{}, Immediately
+		delay := policy.NextPoll(f.c.Poll, f.pollInput())
+		s.NextPollAt = f.now.Add(delay)
+		f.r.Problem, f.r.Requeue = &policy.Problem{}, delay
 		return
 	}
 	sf := policy.ClassifySubmit(out.SubmitErr)

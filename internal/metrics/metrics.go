@@ -102,7 +102,7 @@ type BudgetView interface {
 // States are the values of the Ready condition's reason, the state label of routeopt_operations.
 // Every state is exported, zeros included, so dashboards show a flat line rather than a gap.
 var States = []string{
-	opsv1.ReasonPending, opsv1.ReasonRunning, opsv1.ReasonCancelling, opsv1.ReasonCancelUnsupported,
+	opsv1.ReasonPending, opsv1.ReasonRunning, opsv1.ReasonPastExpectedEnd, opsv1.ReasonCancelling, opsv1.ReasonCancelUnsupported,
 	opsv1.ReasonSucceeded, opsv1.ReasonCompletedDespiteCancel, opsv1.ReasonCancelled,
 	opsv1.ReasonFailed, opsv1.ReasonNotFound,
 	opsv1.ReasonAuthFailed, opsv1.ReasonRequestRejected, opsv1.ReasonRemoteUnavailable, opsv1.ReasonInvalidSpec,

@@ -71,6 +71,7 @@ func TestStatesAreTheReadyReasons(t *testing.T) {
 		opsv1.ReasonCompletedDespiteCancel, opsv1.ReasonCancelled, opsv1.ReasonFailed, opsv1.ReasonNotFound,
 		opsv1.ReasonAuthFailed, opsv1.ReasonRequestRejected, opsv1.ReasonRemoteUnavailable, opsv1.ReasonPending,
 		opsv1.ReasonInvalidSpec, opsv1.ReasonSubmitting, opsv1.ReasonSubmitUncertain, opsv1.ReasonInvalidRequest,
+		opsv1.ReasonPastExpectedEnd,
 	}
 	got := slices.Sorted(slices.Values(metrics.States))
 	slices.Sort(reasons)

@@ -49,6 +49,9 @@ type PollInput struct {
 	// timeout (zero: not known). The server answers before it, and large problems use most of
 	// it, so the answer is most likely just before the deadline.
 	Deadline time.Time
+	// Sparse reads before the deadline about a fifth of the timeout apart instead of by the
+	// age (spec.pollBeforeDeadline: Sparse): for solves that use their whole timeout.
+	Sparse bool
 }
 
 // Phase is where a solve with a known deadline stands on its schedule.
@@ -132,7 +135,10 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 			// The deadline says when the answer comes at the latest: no read is planned
 			// after it, and the budget's fair share does not delay the one just after it.
 			until := in.Deadline.Sub(in.Now)
-			d = clamp(jitter(d, in.Jitter), c.Min, ceiling)
+			if in.Sparse {
+				return sparse(c, in)
+			}
+			d = clamp(jitterBelow(d, in.Jitter), c.Min, ceiling)
 			if in.FairShare > d {
 				d = jitter(in.FairShare, in.Jitter)
 			}
@@ -148,6 +154,27 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 		}
 	}
 	return clamp(jitter(d, in.Jitter), c.Min, ceiling)
+}
+
+// SparseSteps is how many reads Sparse spreads over a timeout, the one just after it included.
+const SparseSteps = 5
+
+// sparse is the wait before a deadline for a solve expected to use its whole timeout: a fifth
+// of the timeout (no less than --max-poll-interval, no more than spec.pollInterval), or
+// straight to just after the deadline when that is at most a quarter further: a read that
+// near the deadline would rarely see an end the one after it does not see a few seconds later.
+func sparse(c PollConfig, in PollInput) time.Duration {
+	step := max(in.Deadline.Sub(in.Started)/SparseSteps, c.Max)
+	if in.SpecCap > 0 {
+		step = min(step, in.SpecCap)
+	}
+	step = max(step, c.Min)
+	toDeadline := in.Deadline.Sub(in.Now) + JustAfter
+	if toDeadline <= step+step/4 {
+		return toDeadline
+	}
+	d := max(jitterBelow(step, in.Jitter), in.FairShare)
+	return min(d, toDeadline)
 }
 
 // clamp keeps jitter from pushing a wait outside [lo, hi].
@@ -166,6 +193,13 @@ func backoff(base time.Duration, failures int) time.Duration {
 }
 
 func capped(d, ceiling time.Duration) time.Duration { return min(d, ceiling) }
+
+// jitterBelow scales d by a factor in [0.9, 1.0): it spreads reads as jitter does, but never
+// waits longer than d, so that an early finish is seen within AgeFactor of the age, not 10 %
+// past it.
+func jitterBelow(d time.Duration, r float64) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.1*r))
+}
 
 // jitter scales d by a factor in [0.9, 1.1).
 func jitter(d time.Duration, r float64) time.Duration {

@@ -353,9 +353,11 @@ func TestNextPollKeepsTheFairShare(t *testing.T) {
 	}
 }
 
-// TestNextPollDeadline covers the schedule of a solve whose deadline is known (Jitter 0.5: no
-// jitter). The deadline here is one hour after the start.
+// TestNextPollDeadline covers the schedule of a solve whose deadline is known, with Jitter 0.5:
+// a factor of 1 after the deadline, and of 0.95 before it, where jitter only shortens a wait.
+// The deadline here is one hour after the start.
 func TestNextPollDeadline(t *testing.T) {
+	sparse := func(p *policy.PollInput) { p.Sparse = true }
 	def := policy.DefaultPollConfig
 	deadline := pollStart.Add(time.Hour)
 	at := func(age time.Duration, f ...func(*policy.PollInput)) policy.PollInput {
@@ -373,15 +375,17 @@ func TestNextPollDeadline(t *testing.T) {
 	}{
 		{"unknown deadline: the age schedule", policy.PollInput{Now: pollStart.Add(10 * time.Minute), Started: pollStart, Jitter: 0.5},
 			2 * time.Minute, policy.NoDeadline},
-		{"young: an early finish is seen within a fifth of the age", at(100 * time.Second), 20 * time.Second, policy.BeforeDeadline},
-		{"old: the age schedule, within --max-poll-interval", at(30 * time.Minute), 5 * time.Minute, policy.BeforeDeadline},
+		{"young: an early finish is seen within a fifth of the age", at(100 * time.Second), 19 * time.Second, policy.BeforeDeadline},
+		{"young, the largest jitter: still within a fifth", at(100*time.Second, func(p *policy.PollInput) { p.Jitter = 0.999999 }),
+			20*time.Second - 2*time.Microsecond, policy.BeforeDeadline},
+		{"old: the age schedule, within --max-poll-interval", at(30 * time.Minute), 4*time.Minute + 45*time.Second, policy.BeforeDeadline},
 		{"near the deadline: the next read is just after it", at(58 * time.Minute), 2*time.Minute + policy.JustAfter, policy.BeforeDeadline},
 		{"a second before it", at(time.Hour - time.Second), time.Second + policy.JustAfter, policy.BeforeDeadline},
 		{"just after: close reads", at(time.Hour + time.Second), 2 * time.Second, policy.AtDeadline},
 		{"after: doubling", at(time.Hour + 7*time.Second), 8 * time.Second, policy.AtDeadline},
 		{"long past: the age schedule again", at(time.Hour + 10*time.Minute), 5 * time.Minute, policy.PastDeadline},
 		{"spec.pollInterval caps before the deadline", at(30*time.Minute, func(p *policy.PollInput) { p.SpecCap = time.Minute }),
-			time.Minute, policy.BeforeDeadline},
+			57 * time.Second, policy.BeforeDeadline},
 		{"a cancel accepted: followed closely", at(30*time.Minute, func(p *policy.PollInput) { p.CancelAcceptedAt = ago(-30*time.Minute + 4*time.Second) }),
 			4 * time.Second, policy.BeforeDeadline},
 		{"a failure: its back-off, not the deadline", at(59*time.Minute+59*time.Second, func(p *policy.PollInput) {
@@ -390,6 +394,27 @@ func TestNextPollDeadline(t *testing.T) {
 		{"saturated: the fair share, but not past the deadline", at(30*time.Minute, func(p *policy.PollInput) { p.FairShare = 40 * time.Minute }),
 			30*time.Minute + policy.JustAfter, policy.BeforeDeadline},
 		{"saturated, young", at(100*time.Second, func(p *policy.PollInput) { p.FairShare = 10 * time.Minute }), 10 * time.Minute, policy.BeforeDeadline},
+
+		// spec.pollBeforeDeadline: Sparse. A fifth of the one-hour timeout is 12 minutes.
+		{"sparse: young, a fifth of the timeout", at(0, sparse), 11*time.Minute + 24*time.Second, policy.BeforeDeadline},
+		{"sparse: the largest jitter", at(0, sparse, func(p *policy.PollInput) { p.Jitter = 0.999999 }), 12*time.Minute - 72*time.Microsecond, policy.BeforeDeadline},
+		{"sparse: within a quarter of a step of the deadline, just after it", at(48*time.Minute, sparse), 12*time.Minute + policy.JustAfter, policy.BeforeDeadline},
+		{"sparse: a short timeout, at least --max-poll-interval apart", func() policy.PollInput {
+			p := at(0, sparse)
+			p.Deadline = pollStart.Add(10 * time.Minute)
+			return p
+		}(), 4*time.Minute + 45*time.Second, policy.BeforeDeadline},
+		{"sparse: 5-minute timeout, one read, just after it", func() policy.PollInput {
+			p := at(0, sparse)
+			p.Deadline = pollStart.Add(5 * time.Minute)
+			return p
+		}(), 5*time.Minute + policy.JustAfter, policy.BeforeDeadline},
+		{"sparse: spec.pollInterval caps it", at(0, sparse, func(p *policy.PollInput) { p.SpecCap = 2 * time.Minute }), 114 * time.Second, policy.BeforeDeadline},
+		{"sparse, saturated: the fair share", at(0, sparse, func(p *policy.PollInput) { p.FairShare = 20 * time.Minute }), 20 * time.Minute, policy.BeforeDeadline},
+		{"sparse, after the deadline: close reads as ever", at(time.Hour+7*time.Second, sparse), 8 * time.Second, policy.AtDeadline},
+		{"sparse, a failure: its back-off", at(30*time.Minute, sparse, func(p *policy.PollInput) {
+			p.Failure, p.Failures = failure(policy.Transient, 0), 4
+		}), 8 * time.Second, policy.BeforeDeadline},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

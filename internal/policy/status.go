@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -164,6 +165,14 @@ func Submitting(obj *opsv1.OptimizationOperation) bool {
 	return obj.Spec.Submit != nil && obj.Status.OperationName == ""
 }
 
+// PastExpectedEnd says that operation name still runs after end, its deadline. The message
+// holds no clock reading, so that later reads that find it running write nothing.
+func PastExpectedEnd(name string, end time.Time) Problem {
+	return Problem{Reason: opsv1.ReasonPastExpectedEnd, Message: fmt.Sprintf(
+		"Operation %s is still running after its expected end %s (its timeout); it is read by its age again",
+		name, end.UTC().Format(time.RFC3339))}
+}
+
 // ProblemFor turns a classified GET failure into a Problem. Transient failures are not problems
 // until they have lasted long enough; the caller decides that and passes unavailable=true.
 func ProblemFor(name string, f Failure, unavailable bool) Problem {
@@ -218,6 +227,9 @@ func StandingProblem(obj *opsv1.OptimizationOperation) Problem {
 		if Submitting(obj) {
 			return Problem{Reason: c.Reason, Message: c.Message}
 		}
+	case opsv1.ReasonPastExpectedEnd:
+		// Said by the last read; only the next one can take it back.
+		return Problem{Reason: c.Reason, Message: c.Message}
 	}
 	return Problem{}
 }
@@ -329,6 +341,9 @@ func SetConditions(obj *opsv1.OptimizationOperation, p Problem) {
 		return
 	}
 	reason, msg := opsv1.ReasonRunning, fmt.Sprintf("Operation %s is running", name)
+	if p.Reason == opsv1.ReasonPastExpectedEnd {
+		reason, msg = p.Reason, p.Message
+	}
 	if obj.Spec.Cancel {
 		reason, msg = opsv1.ReasonCancelling, fmt.Sprintf("Cancel of operation %s requested; waiting for it to end", name)
 		if c := st.Cancel; c != nil && (c.Outcome == opsv1.CancelUnsupported || c.Outcome == opsv1.CancelNotFound) {
