@@ -62,6 +62,15 @@ func restoreSubmit(a *decide.SubmitAnswer, st *opsv1.OptimizationOperationStatus
 	}
 	st.OperationName = a.Name
 	st.Submit = a.Record.DeepCopy()
+	if a.Name != "" {
+		// The answer was the operation's first observation, and its deadline.
+		if st.StartTime == nil {
+			st.StartTime = a.Record.SubmittedAt.DeepCopy()
+		}
+		if st.ExpectedEndTime == nil {
+			st.ExpectedEndTime = a.ExpectedEnd.DeepCopy()
+		}
+	}
 }
 
 // memos is keyed by namespace/name, the work queue's key, so a deleted resource whose

@@ -70,7 +70,10 @@ func TestRestoreSubmit(t *testing.T) {
 	attempt := func(when metav1.Time, outcome opsv1.SubmitOutcome) *opsv1.SubmitStatus {
 		return &opsv1.SubmitStatus{AttemptedAt: &when, Attempts: 1, RequestHash: "h", Outcome: outcome}
 	}
-	started := memo{submitAnswer: &decide.SubmitAnswer{Name: name, Record: *attempt(at, opsv1.SubmitSubmitted)}}
+	answered := attempt(at, opsv1.SubmitSubmitted)
+	answered.SubmittedAt = &later
+	end := metav1.NewTime(later.Add(10 * time.Minute))
+	started := memo{submitAnswer: &decide.SubmitAnswer{Name: name, Record: *answered, ExpectedEnd: &end}}
 	refused := memo{submitAnswer: &decide.SubmitAnswer{Record: *attempt(at, opsv1.SubmitNotStarted)}}
 	tests := []struct {
 		name        string
@@ -98,6 +101,12 @@ func TestRestoreSubmit(t *testing.T) {
 			}
 			if got != tc.wantOutcome || st.OperationName != tc.wantName {
 				t.Errorf("outcome %q, name %q; want %q, %q", got, st.OperationName, tc.wantOutcome, tc.wantName)
+			}
+			if tc.wantName != "" && tc.inName == "" {
+				// A restored name brings its first observation and deadline along.
+				if st.StartTime == nil || !st.StartTime.Equal(&later) || st.ExpectedEndTime == nil || !st.ExpectedEndTime.Equal(&end) {
+					t.Errorf("startTime %v, expectedEndTime %v; want %s, %s", st.StartTime, st.ExpectedEndTime, later, end)
+				}
 			}
 		})
 	}

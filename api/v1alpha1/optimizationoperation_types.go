@@ -73,7 +73,7 @@ type OptimizationOperationSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('24h')",message="pollInterval must be more than 0s and at most 24h"
 	PollInterval *Duration `json:"pollInterval,omitempty"`
 
-	// solveTimeout is the timeout the tracked solve was started with (the OptimizeToursRequest's timeout: at most 30m, or 1h with allowLargeDeadlineDespiteInterruptionRisk). The server answers before it, and large problems use most of it, so the operator reads the operation once just after the deadline it implies, counted from its first read (status.expectedEndTime), and closely until it is done, instead of learning of the end up to --max-poll-interval late. Before the deadline reads stay spaced by the solve's age, so an early finish is still seen within about a fifth of its age.
+	// solveTimeout is the timeout the solve was started with (the OptimizeToursRequest's timeout: at most 30m, or 1h with allowLargeDeadlineDespiteInterruptionRisk). The server answers before it, and large problems use most of it, so the operator reads the operation once just after the deadline it implies, counted from its first observation (status.startTime; status.expectedEndTime), and closely until it is done, instead of learning of the end up to --max-poll-interval late. Before the deadline, reads follow spec.pollBeforeDeadline.
 	//
 	// Resources with spec.submit.optimizeToursLongRunning take it from their request's timeout (and ignore this field); batch and URI requests keep their models in Cloud Storage, where the operator cannot see the timeout: set it here if you know it.
 	//
@@ -88,7 +88,7 @@ type OptimizationOperationSpec struct {
 	//
 	// Age (the default): by the solve's age, as without a deadline, so an early finish is seen within a fifth of the solve's age. For a solve that uses its whole timeout this costs more reads than Google's client library would send: about 29 for a 5-minute solve, 46 for an hour.
 	//
-	// Sparse: for large problems, which use most of their timeout. Reads come about a fifth of the timeout apart (at least --max-poll-interval, at most spec.pollInterval), none in the last stretch before the deadline: 1 read for a 5-minute solve, 5 for 30 minutes or an hour, a tenth of Google's client library's or less. An early finish is seen up to that interval late.
+	// Sparse: for large problems, which use most of their timeout. Reads come about a fifth of the timeout apart (at least --max-poll-interval, at most spec.pollInterval), none in the last stretch before the deadline: 1 read for a 5-minute solve, 5 for 30 minutes or an hour, a tenth of Google's client library's or less. An early finish is seen up to a quarter of the timeout (at least 1.25 x --max-poll-interval) late, and never after the read just after the deadline.
 	//
 	// In both, one read comes a second after the deadline and reads follow closely until the operation is done.
 	// +optional

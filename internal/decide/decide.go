@@ -334,17 +334,19 @@ func recheck(c Config, s Schedule, at, now time.Time) time.Duration {
 }
 
 // PriorityOf is the budget class of obj's next call: a cancel and the reads that confirm it
-// first, then operations never read, then routine polls.
+// first, then operations never read, then reads of operations whose deadline passed, then
+// routine polls.
 func PriorityOf(c Config, obj *opsv1.OptimizationOperation, sendCancel bool, now time.Time) budget.Priority {
 	switch {
 	case sendCancel || FollowingCancel(obj, now):
 		return budget.Urgent
 	case obj.Status.StartTime == nil:
 		return budget.First
-	case obj.Status.ExpectedEndTime != nil && policy.PhaseOf(c.Poll, policy.PollInput{Now: now, Deadline: obj.Status.ExpectedEndTime.Time}) == policy.AtDeadline:
-		// Its answer is due: deadlines go before routine polls, in the order they came. A
-		// solve that overran its deadline by far is read by its age again, as a routine poll:
-		// it must not hold back the deadlines that come after it.
+	case obj.Status.ExpectedEndTime != nil && !now.Before(obj.Status.ExpectedEndTime.Time) &&
+		!policy.IsReason(obj, opsv1.ReasonPastExpectedEnd):
+		// Its answer is due: deadlines go before routine polls, in the order they came, for
+		// as long as they wait. Once a read found the solve running past its deadline's close
+		// reads, it is read by its age again as a routine poll, and holds back no deadline.
 		return budget.Due
 	}
 	return budget.Poll

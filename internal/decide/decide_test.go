@@ -340,13 +340,20 @@ func TestDecideAndFold(t *testing.T) {
 			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Running", ready: "False/Running"},
 		{name: "deadline/past its close reads, running: said", obj: withDeadline(running(), -time.Minute), schedule: due,
 			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/PastExpectedEnd", ready: "False/PastExpectedEnd",
-			check: all(priorityIs(budget.Poll), requeueAtLeast(cfg.Poll.Min))},
+			check: all(priorityIs(budget.Due), requeueAtLeast(cfg.Poll.Min))},
 		{name: "deadline/said, then done", obj: withProblem(withDeadline(running(), -time.Hour), opsv1.ReasonPastExpectedEnd), schedule: due,
 			want: Read, out: Outcome{Op: succeededOp}, succeeded: "True/Succeeded", ready: "True/Succeeded"},
 		{name: "deadline/said, a read fails briefly: still said", obj: withProblem(withDeadline(running(), -time.Hour), opsv1.ReasonPastExpectedEnd), schedule: due,
-			want: Read, out: Outcome{ReadErr: unavailable}, succeeded: "Unknown/PastExpectedEnd", ready: "False/PastExpectedEnd"},
+			want: Read, out: Outcome{ReadErr: unavailable}, succeeded: "Unknown/PastExpectedEnd", ready: "False/PastExpectedEnd",
+			check: priorityIs(budget.Poll)}, // said: read by its age again, as a routine poll
 		{name: "deadline/past it, cancel requested: the cancel's story", obj: withDeadline(cancelling(), -time.Hour), schedule: Schedule{SeenGeneration: 2},
 			want: Read, out: Outcome{Op: runningOp}, succeeded: "Unknown/Cancelling"},
+		{name: "deadline/batch submit with spec.solveTimeout: from the answer", obj: func() *opsv1.OptimizationOperation {
+			o := submitting()
+			d := opsv1.Duration("10m")
+			o.Spec.SolveTimeout = &d
+			return o
+		}(), want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, Name: opName}, check: expectedEndIs(t0.Add(10 * time.Minute))},
 		{name: "deadline/past it: due before routine polls", obj: func() *opsv1.OptimizationOperation {
 			o := running()
 			end := metav1.NewTime(t0.Add(-2 * time.Second))

@@ -55,6 +55,9 @@ type Event struct {
 type SubmitAnswer struct {
 	Name   string
 	Record opsv1.SubmitStatus
+	// ExpectedEnd is status.expectedEndTime from the request's timeout (nil: not known): the
+	// request is not at hand when a failed write has to be made again.
+	ExpectedEnd *metav1.Time
 }
 
 // Result is the fold of an outcome: what to record.
@@ -216,8 +219,9 @@ func (f *folder) settle() {
 	if !f.r.Schedule.CancelRefused || !CancelPending(f.obj()) {
 		f.r.Problem = &policy.Problem{}
 		if !f.r.Status.Done && policy.PhaseOf(f.c.Poll, in) == policy.PastDeadline {
-			// Not at the first read after the deadline: a server a few seconds late is
-			// not worth a word; one still running when the close reads end is.
+			// Not in the close reads just after the deadline: a server a few seconds late
+			// is not worth a word; one still running after them is, and so is one that a
+			// short budget let no read see until then.
 			p := policy.PastExpectedEnd(f.name(), in.Deadline)
 			f.r.Problem = &p
 		}
@@ -391,8 +395,11 @@ func (f *folder) submit() {
 			// The request's own deadline, counted from its answer: the solve started before.
 			end := metav1.NewTime(at.Add(timeout))
 			f.r.Status.ExpectedEndTime = &end
+		} else {
+			f.expectEnd() // spec.solveTimeout, for a batch or URI request
 		}
 		f.answer(out.Name, st)
+		f.r.SubmitAnswer.ExpectedEnd = f.r.Status.ExpectedEndTime.DeepCopy()
 		s := &f.r.Schedule
 		// The spec this answer serves is acted on: the next reconcile keeps to the schedule.
 		s.SubmitFailures, s.NextSubmitAt, s.SeenGeneration = 0, time.Time{}, f.o.Obj.Generation

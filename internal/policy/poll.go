@@ -38,7 +38,8 @@ type PollInput struct {
 	Failure  *Failure
 	Failures int
 	// Jitter is a number in [0,1) from the caller's random source; it spreads polls of many
-	// resources created together by up to ±10%.
+	// resources created together by up to ±10% (before a known deadline by -10% to 0, so
+	// that the age schedule's promise holds).
 	Jitter float64
 	// FairShare is how often the shared call budget can read each tracked operation (tracked
 	// operations / calls a second). A running operation is not read more often: a young
@@ -161,16 +162,18 @@ const SparseSteps = 5
 
 // sparse is the wait before a deadline for a solve expected to use its whole timeout: a fifth
 // of the timeout (no less than --max-poll-interval, no more than spec.pollInterval), or
-// straight to just after the deadline when that is at most a quarter further: a read that
-// near the deadline would rarely see an end the one after it does not see a few seconds later.
+// straight to just after the deadline when that is at most a quarter of a step further (and
+// spec.pollInterval allows it): a read that near the deadline would rarely see an end that
+// the one just after it does not.
 func sparse(c PollConfig, in PollInput) time.Duration {
 	step := max(in.Deadline.Sub(in.Started)/SparseSteps, c.Max)
 	if in.SpecCap > 0 {
 		step = min(step, in.SpecCap)
 	}
 	step = max(step, c.Min)
-	toDeadline := in.Deadline.Sub(in.Now) + JustAfter
-	if toDeadline <= step+step/4 {
+	until := in.Deadline.Sub(in.Now)
+	toDeadline := until + JustAfter
+	if until <= step+step/4 && (in.SpecCap == 0 || toDeadline <= max(in.SpecCap, c.Min)) {
 		return toDeadline
 	}
 	d := max(jitterBelow(step, in.Jitter), in.FairShare)

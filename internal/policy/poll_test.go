@@ -410,7 +410,14 @@ func TestNextPollDeadline(t *testing.T) {
 			return p
 		}(), 5*time.Minute + policy.JustAfter, policy.BeforeDeadline},
 		{"sparse: spec.pollInterval caps it", at(0, sparse, func(p *policy.PollInput) { p.SpecCap = 2 * time.Minute }), 114 * time.Second, policy.BeforeDeadline},
+		{"sparse: spec.pollInterval caps it near the deadline too", at(58*time.Minute+51*time.Second, sparse, func(p *policy.PollInput) { p.SpecCap = time.Minute }),
+			57 * time.Second, policy.BeforeDeadline},
+		{"sparse: spec.pollInterval, the deadline within it", at(59*time.Minute+30*time.Second, sparse, func(p *policy.PollInput) { p.SpecCap = time.Minute }),
+			30*time.Second + policy.JustAfter, policy.BeforeDeadline},
 		{"sparse, saturated: the fair share", at(0, sparse, func(p *policy.PollInput) { p.FairShare = 20 * time.Minute }), 20 * time.Minute, policy.BeforeDeadline},
+		{"sparse, a cancel accepted: followed closely", at(30*time.Minute, sparse, func(p *policy.PollInput) { p.CancelAcceptedAt = ago(-30*time.Minute + 4*time.Second) }),
+			4 * time.Second, policy.BeforeDeadline},
+		{"sparse, past the deadline by far: the age schedule again", at(time.Hour+10*time.Minute, sparse), 5 * time.Minute, policy.PastDeadline},
 		{"sparse, after the deadline: close reads as ever", at(time.Hour+7*time.Second, sparse), 8 * time.Second, policy.AtDeadline},
 		{"sparse, a failure: its back-off", at(30*time.Minute, sparse, func(p *policy.PollInput) {
 			p.Failure, p.Failures = failure(policy.Transient, 0), 4

@@ -165,6 +165,12 @@ func Submitting(obj *opsv1.OptimizationOperation) bool {
 	return obj.Spec.Submit != nil && obj.Status.OperationName == ""
 }
 
+// IsReason reports whether obj's Ready condition has reason.
+func IsReason(obj *opsv1.OptimizationOperation, reason string) bool {
+	c := meta.FindStatusCondition(obj.Status.Conditions, opsv1.ConditionReady)
+	return c != nil && c.Reason == reason
+}
+
 // PastExpectedEnd says that operation name still runs after end, its deadline. The message
 // holds no clock reading, so that later reads that find it running write nothing.
 func PastExpectedEnd(name string, end time.Time) Problem {
