@@ -77,7 +77,7 @@ func (r *OptimizationOperationReconciler) ops(ob *observation) (remote.Operation
 
 // take asks the budget for n calls of ob's project at priority p.
 func (r *OptimizationOperationReconciler) take(ob *observation, p budget.Priority, n int) (time.Duration, bool) {
-	wait, ok := r.Budget.TakeFor(ob.key, policy.ProjectOf(policy.TrackedName(ob.Obj)), p, n)
+	wait, ok := r.Budget.TakeFor(ob.key, projectOf(ob.Obj), p, n)
 	if !ok {
 		metrics.BudgetDeferred.WithLabelValues(p.String()).Inc()
 	}
@@ -153,7 +153,16 @@ func (r *OptimizationOperationReconciler) called(ob *observation, ops remote.Ope
 	}
 	f := policy.Classify(err)
 	r.recovery.failed(ob.key, now, f.Kind.Permanent())
-	r.quotaBackoff(policy.ProjectOf(policy.TrackedName(ob.Obj)), f)
+	r.quotaBackoff(projectOf(ob.Obj), f)
+}
+
+// projectOf is the project obj's calls go to, and count against the quota of: the tracked
+// operation's, or, before a submit is answered, the request's parent's.
+func projectOf(obj *opsv1.OptimizationOperation) string {
+	if policy.Submitting(obj) {
+		return policy.ProjectOf(obj.Spec.Submit.Parent)
+	}
+	return policy.ProjectOf(policy.TrackedName(obj))
 }
 
 // quotaBackoff holds calls to a project back after RESOURCE_EXHAUSTED: quota is per project,
@@ -184,12 +193,11 @@ func (r *OptimizationOperationReconciler) submit(ctx context.Context, ob *observ
 		}
 		return decide.Outcome{}, fmt.Errorf("create the client for spec.submit: %w", err)
 	}
-	project := policy.ProjectOf(ob.Obj.Spec.Submit.Parent)
+	project := projectOf(ob.Obj)
 	slot, wait, ok := r.submits.Take(ob.key, project)
 	if ok {
-		if wait, ok = r.Budget.TakeFor(ob.key, project, d.Priority, 1); !ok {
+		if wait, ok = r.take(ob, d.Priority, 1); !ok {
 			r.submits.Cancel(slot)
-			metrics.BudgetDeferred.WithLabelValues(d.Priority.String()).Inc()
 		}
 	}
 	if !ok {
@@ -206,14 +214,14 @@ func (r *OptimizationOperationReconciler) submit(ctx context.Context, ob *observ
 	// The call runs to its own deadline (--request-timeout) even when the manager is stopping:
 	// cut short, its answer would be lost and the resource left SubmitUncertain for a person;
 	// the answer is stored by the write that follows, which outlives the shutdown too.
-	name, err := sub.Submit(context.WithoutCancel(ctx), ob.request.Message)
+	started, err := sub.Submit(context.WithoutCancel(ctx), ob.request.Message)
 	r.submits.Done(slot)
 	if err == nil {
 		r.Budget.Recover()
 	} else {
 		r.quotaBackoff(project, policy.Classify(err))
 	}
-	return decide.Outcome{Attempt: attempt, Name: name, SubmitErr: err}, nil
+	return decide.Outcome{Attempt: attempt, Name: started.Name, MetadataType: started.MetadataType, SubmitErr: err}, nil
 }
 
 // recordAttempt stores the attempt (when, what, the how-many-th) before the request is sent,

@@ -32,7 +32,10 @@ var (
 		DeletionCancelTimeout: 2 * time.Minute, CredentialsRecheck: 10 * time.Second, Burst: 10}
 )
 
-const opName = "projects/p/locations/global/operations/1"
+const (
+	opName      = "projects/p/locations/global/operations/1"
+	metadataURL = "type.googleapis.com/google.maps.routeoptimization.v1.OptimizeToursUriMetadata"
+)
 
 // A resource in each state the table starts from.
 func tracked() *opsv1.OptimizationOperation {
@@ -276,9 +279,13 @@ func TestDecideAndFold(t *testing.T) {
 
 		// spec.submit.
 		{name: "submit/sent, started", obj: submitting(), want: Submit,
-			out:       Outcome{Attempt: attempted("").Status.Submit, Name: opName},
+			out:       Outcome{Attempt: attempted("").Status.Submit, Name: opName, MetadataType: metadataURL},
 			succeeded: "Unknown/Running", ready: "False/Running",
-			check: all(priorityIs(budget.Submit), mustStore, eventIs("Submitted"), requeueIs(cfg.Poll.Min), startedAt(t0))},
+			check: all(priorityIs(budget.Submit), mustStore, eventIs("Submitted"), requeueIs(cfg.Poll.Min), startedAt(t0), func(t *testing.T, _ Decision, r Result) {
+				if r.Status.MetadataType != metadataURL {
+					t.Errorf("metadataType = %q, want the answer's %q", r.Status.MetadataType, metadataURL)
+				}
+			})},
 		{name: "submit/answer lost", obj: submitting(), want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, SubmitErr: errTimedOut},
 			succeeded: "Unknown/SubmitUncertain", ready: "False/SubmitUncertain", check: mustStore},
 		{name: "submit/refused", obj: submitting(), want: Submit, out: Outcome{Attempt: attempted("").Status.Submit, SubmitErr: invalid},

@@ -38,9 +38,9 @@ type Outcome struct {
 	// Conflict: it could not be recorded because the object changed since it was read.
 	Attempt  *opsv1.SubmitStatus
 	Conflict bool
-	// Name and SubmitErr are the answer to the submit.
-	Name      string
-	SubmitErr error
+	// Name, MetadataType and SubmitErr are the answer to the submit.
+	Name, MetadataType string
+	SubmitErr          error
 	// Write is what became of spec.resultTo's ConfigMap (nil: nothing was tried).
 	Write *ResultWrite
 }
@@ -391,6 +391,9 @@ func (f *folder) submit() {
 		// every later one: not a read in class first, which would put a thousand submitted
 		// solves' reads ahead of the deadlines of others.
 		f.r.Status.StartTime = &at
+		if out.MetadataType != "" {
+			f.r.Status.MetadataType = out.MetadataType
+		}
 		if timeout := f.o.Request.Timeout; timeout > 0 {
 			// The request's own deadline, counted from its answer: the solve started before.
 			end := metav1.NewTime(at.Add(timeout))

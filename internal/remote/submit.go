@@ -24,7 +24,15 @@ type Submitter interface {
 	// *rpb.OptimizeToursUriRequest, *rpb.BatchOptimizeToursRequest or *rpb.OptimizeToursRequest
 	// (sent with OptimizeToursLongRunning), with Parent set. Nothing retries: a failure is
 	// returned as it came, to be judged by policy.ClassifySubmit.
-	Submit(ctx context.Context, req proto.Message) (name string, err error)
+	Submit(ctx context.Context, req proto.Message) (Started, error)
+}
+
+// Started is what the answer to a submit says of the operation it started.
+type Started struct {
+	// Name is the operation's name.
+	Name string
+	// MetadataType is the @type URL of the answer's metadata ("" when it carried none).
+	MetadataType string
 }
 
 // ErrNoOperationName is returned when the server answered a submit without an operation name:
@@ -42,36 +50,47 @@ type submitter struct {
 	timeout time.Duration
 }
 
-func (s *submitter) Submit(ctx context.Context, req proto.Message) (string, error) {
+func (s *submitter) Submit(ctx context.Context, req proto.Message) (Started, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	name, err := s.send(ctx, req)
-	if err == nil && name == "" {
+	started, err := s.send(ctx, req)
+	if err == nil && started.Name == "" {
 		err = ErrNoOperationName
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", submitMethod(req), err)
+		return Started{}, fmt.Errorf("%s: %w", submitMethod(req), err)
 	}
-	return name, nil
+	return started, nil
 }
 
-func (s *submitter) send(ctx context.Context, req proto.Message) (string, error) {
+func (s *submitter) send(ctx context.Context, req proto.Message) (Started, error) {
 	switch r := req.(type) {
 	case *rpb.OptimizeToursRequest:
-		return nameOf(s.c.OptimizeToursLongRunning(ctx, r))
+		return startedOf[*rpb.OptimizeToursLongRunningMetadata](s.c.OptimizeToursLongRunning(ctx, r))
 	case *rpb.BatchOptimizeToursRequest:
-		return nameOf(s.c.BatchOptimizeTours(ctx, r))
+		return startedOf[*rpb.BatchOptimizeToursMetadata](s.c.BatchOptimizeTours(ctx, r))
 	case *rpb.OptimizeToursUriRequest:
-		return nameOf(s.c.OptimizeToursUri(ctx, r))
+		return startedOf[*rpb.OptimizeToursUriMetadata](s.c.OptimizeToursUri(ctx, r))
 	}
-	return "", fmt.Errorf("cannot submit a %T", req)
+	return Started{}, fmt.Errorf("cannot submit a %T", req)
 }
 
-func nameOf[T interface{ Name() string }](op T, err error) (string, error) {
+// startedOf reads the client's operation handle: its name, and the type of the metadata it
+// came with, which the first read would otherwise have to write to status on its own.
+func startedOf[M proto.Message, T interface {
+	Name() string
+	Metadata() (M, error)
+}](op T, err error) (Started, error) {
 	if err != nil {
-		return "", err
+		return Started{}, err
 	}
-	return op.Name(), nil
+	s := Started{Name: op.Name()}
+	// Metadata of another type is an error here, and says nothing of the operation's state:
+	// the type is then left to the first read.
+	if md, err := op.Metadata(); err == nil && md.ProtoReflect().IsValid() {
+		s.MetadataType = "type.googleapis.com/" + string(md.ProtoReflect().Descriptor().FullName())
+	}
+	return s, nil
 }
 
 // noSubmitRetry clears the client's call options for the methods that start solves. With
@@ -106,9 +125,9 @@ type observedSubmitter struct {
 	obs  Observer
 }
 
-func (o *observedSubmitter) Submit(ctx context.Context, req proto.Message) (string, error) {
+func (o *observedSubmitter) Submit(ctx context.Context, req proto.Message) (Started, error) {
 	start := time.Now()
-	name, err := o.next.Submit(ctx, req)
+	started, err := o.next.Submit(ctx, req)
 	o.obs(submitMethod(req), err, time.Since(start))
-	return name, err
+	return started, err
 }

@@ -94,18 +94,29 @@ func (e *emulatorEnv) failNext(t *testing.T, method string, mf emulator.MethodFa
 // TestSubmitStartsOneSolve: each method, built from a spec by internal/submit and sent through
 // the official client, starts one solve, which the emulator counts under the hash the
 // operator records; the name is under the request's parent.
+var submitMetadata = map[string]string{
+	submit.MethodOptimizeToursLongRunning: "OptimizeToursLongRunningMetadata",
+	submit.MethodBatchOptimizeTours:       "BatchOptimizeToursMetadata",
+	submit.MethodOptimizeToursURI:         "OptimizeToursUriMetadata",
+}
+
 func TestSubmitStartsOneSolve(t *testing.T) {
 	e := newEmulatorEnv(t, emulator.Options{}, 10*time.Second, nil)
 	sub := e.submitter(t, 10*time.Second)
 	for method := range submitSpecs {
 		t.Run(method, func(t *testing.T) {
 			req := built(t, method)
-			name, err := sub.Submit(context.Background(), req.Message)
+			started, err := sub.Submit(context.Background(), req.Message)
 			if err != nil {
 				t.Fatalf("Submit: %v", err)
 			}
+			name := started.Name
 			if !strings.HasPrefix(name, "projects/my-project/locations/global/operations/") {
 				t.Errorf("name = %q", name)
+			}
+			// The answer's metadata is the one its method documents.
+			if want := "type.googleapis.com/google.maps.routeoptimization.v1." + submitMetadata[method]; started.MetadataType != want {
+				t.Errorf("metadata type = %q, want %q", started.MetadataType, want)
 			}
 			if s := e.solves(t); s.ByMethod[method] != 1 || s.ByHash[req.Hash] != 1 {
 				t.Errorf("solves = %+v, want one for %s under hash %s", s, method, req.Hash)
