@@ -160,11 +160,11 @@ func NextPoll(c PollConfig, in PollInput) time.Duration {
 // SparseSteps is how many reads Sparse spreads over a timeout, the one just after it included.
 const SparseSteps = 5
 
-// sparse is the wait before a deadline for a solve expected to use its whole timeout: a fifth
-// of the timeout (no less than --max-poll-interval, no more than spec.pollInterval), or
-// straight to just after the deadline when that is at most a quarter of a step further (and
-// spec.pollInterval allows it): a read that near the deadline would rarely see an end that
-// the one just after it does not.
+// sparse is the wait before a deadline for a solve expected to use its whole timeout: a step
+// of a fifth of the timeout (no less than --max-poll-interval, no more than spec.pollInterval),
+// or straight to just after the deadline once it is at most a step and a quarter away (and
+// spec.pollInterval allows the wait): a read that near the deadline would rarely see an end
+// that the one just after it does not.
 func sparse(c PollConfig, in PollInput) time.Duration {
 	step := max(in.Deadline.Sub(in.Started)/SparseSteps, c.Max)
 	if in.SpecCap > 0 {
